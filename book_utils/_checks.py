@@ -1,0 +1,88 @@
+"""Argument checks shared by the public helpers.
+
+Each check raises a ``TypeError`` or ``ValueError`` whose message names the
+argument, what was expected and what was received, so a reader can fix the call.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import torch
+
+
+def check_type(name: str, value: Any, types: type | tuple[type, ...]) -> None:
+    if not isinstance(value, types):
+        expected = (
+            " or ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
+        )
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_minimum: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must be a number, got nan")
+    if minimum is not None:
+        if strict_minimum and value <= minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value}")
+        if not strict_minimum and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_tensor(
+    name: str,
+    value: Any,
+    *,
+    dim: int | tuple[int, ...] | None = None,
+    floating: bool = False,
+    integer: bool = False,
+    layout: str | None = None,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor with ``dim`` dimensions.
+
+    ``layout`` is a human description of the expected shape, such as
+    ``"(batch, time, features)"``, used in the error message.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if dim is not None:
+        dims = (dim,) if isinstance(dim, int) else dim
+        if value.dim() not in dims:
+            shape = layout or " or ".join(f"{d}-D" for d in dims)
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if integer and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer tensor, got dtype {value.dtype}")
+    return value

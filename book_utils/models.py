@@ -1,0 +1,73 @@
+"""Small models assembled from recurrent layers and ``torch.nn`` parts."""
+
+from __future__ import annotations
+
+from torch import nn
+import torch
+
+from ._checks import check_choice, check_int, check_tensor, check_type
+from .cells import ScratchRNN
+
+RECURRENT_KINDS = ("rnn", "scratch_rnn", "lstm", "gru")
+
+
+def make_recurrent(
+    kind: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh"
+) -> nn.Module:
+    """A one-layer recurrent layer that reads (batch, time, features).
+
+    ``kind`` is ``"rnn"`` (``nn.RNN``), ``"scratch_rnn"`` (our :class:`ScratchRNN`),
+    ``"lstm"`` (``nn.LSTM``) or ``"gru"`` (``nn.GRU``).
+    """
+    check_choice("kind", kind, RECURRENT_KINDS)
+    check_int("input_size", input_size, minimum=1)
+    check_int("hidden_size", hidden_size, minimum=1)
+    if kind == "rnn":
+        return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
+    if kind == "scratch_rnn":
+        return ScratchRNN(input_size, hidden_size, nonlinearity)
+    if nonlinearity != "tanh":
+        raise ValueError(f"nonlinearity applies to 'rnn' and 'scratch_rnn' only, got {kind!r}")
+    layer = nn.LSTM if kind == "lstm" else nn.GRU
+    return layer(input_size, hidden_size, batch_first=True)
+
+
+class SequenceClassifier(nn.Module):
+    """Read a sequence, then classify it from the last state: logits = h_T V + c.
+
+    ``recurrent`` is any layer called like ``nn.RNN(batch_first=True)``: it
+    maps x of shape (batch, time, features) to (outputs, final_state) with
+    outputs of shape (batch, time, hidden_size).
+    """
+
+    def __init__(self, recurrent: nn.Module, hidden_size: int, n_classes: int) -> None:
+        super().__init__()
+        check_type("recurrent", recurrent, nn.Module)
+        self.recurrent = recurrent
+        self.head = nn.Linear(
+            check_int("hidden_size", hidden_size, minimum=1),
+            check_int("n_classes", n_classes, minimum=2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        outputs, _ = self.recurrent(x)
+        return self.head(outputs[:, -1])
+
+
+def make_classifier(
+    kind: str = "rnn",
+    input_size: int = 28,
+    hidden_size: int = 128,
+    n_classes: int = 10,
+    nonlinearity: str = "tanh",
+) -> SequenceClassifier:
+    """A sequence classifier for MNIST rows by default: 28 steps of 28 pixels, 10 classes."""
+    recurrent = make_recurrent(kind, input_size, hidden_size, nonlinearity)
+    return SequenceClassifier(recurrent, hidden_size, n_classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of trainable scalars in ``model``."""
+    check_type("model", model, nn.Module)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
