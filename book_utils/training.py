@@ -181,3 +181,34 @@ def fit(
         if verbose:
             print(f"{line} | {seconds:.1f} s", flush=True)
     return history
+
+
+def train_classifier(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs: int,
+    lr: float,
+    optimizer: str = "adam",
+    val_loader: Iterable | None = None,
+    clip_norm: float | None = 1.0,
+    device: str | torch.device | None = None,
+    verbose: bool = True,
+) -> dict[str, list]:
+    """The book's standard recipe: Adam or RMSProp, cosine-decayed learning rate, clipping.
+
+    A thin wrapper around :func:`fit` for chapters whose subject is not the
+    training loop itself.
+    """
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    check_int("epochs", epochs, minimum=1)
+    if optimizer not in ("adam", "rmsprop"):
+        raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
+    check_type("model", model, nn.Module)
+    device = _resolve_device(model, device)
+    model.to(device)
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.RMSprop
+    opt = make(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    return fit(model, train_loader, epochs=epochs, optimizer=opt, val_loader=val_loader,
+               clip_norm=clip_norm, scheduler=scheduler, device=device, verbose=verbose)
