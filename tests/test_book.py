@@ -1,0 +1,93 @@
+"""The book itself: configuration, stripped notebooks, and a build that fails on a failing cell."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no chapters/*.ipynb found"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing"
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    listed = toc_files()
+    assert sorted(f"chapters/{p.stem}" for p in CHAPTERS) == sorted(listed)
+    assert listed == sorted(listed), "chapters must be listed in order"
+
+
+def test_config_pins_the_behaviour_we_rely_on():
+    cfg = config()
+    assert cfg["only_build_toc_files"] is True
+    assert cfg["execute"]["execute_notebooks"] == "cache"
+    assert cfg["execute"]["timeout"] > 0
+    assert cfg["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+    assert cfg["repository"]["url"].startswith("https://github.com/")
+    assert "colab" in cfg["launch_buttons"]["colab_url"]
+    requirements = (ROOT / "requirements.txt").read_text().split()
+    assert "jupyter-book==1.0.4.post1" in requirements and "torch==2.13.0" in requirements
+    assert '"torch>=2.1"' in (ROOT / "pyproject.toml").read_text()
+
+
+def _throwaway_book(tmp_path: Path, cell_source: str) -> Path:
+    book = tmp_path / "book"
+    book.mkdir()
+    cfg = config()
+    cfg["title"] = "throwaway"
+    cfg["exclude_patterns"] = ["_build"]
+    cfg["execute"]["timeout"] = 60
+    (book / "_config.yml").write_text(yaml.safe_dump(cfg))
+    (book / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
+                                                   "chapters": [{"file": "chapter"}]}))
+    (book / "intro.md").write_text("# Throwaway\n\nA book with one chapter.\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Chapter"),
+                                         nbformat.v4.new_code_cell(cell_source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "chapter.ipynb")
+    return book
+
+
+def _build(book: Path) -> subprocess.CompletedProcess:
+    jb = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+    return subprocess.run([jb, "build", str(book), "-W", "--keep-going"], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_build_fails_when_a_cell_fails(tmp_path):
+    book = _throwaway_book(tmp_path, "raise RuntimeError('this cell is broken')")
+    result = _build(book)
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "this cell is broken" in result.stdout + result.stderr
+
+
+def test_the_same_book_builds_when_the_cell_works(tmp_path):
+    book = _throwaway_book(tmp_path, "print(6 * 7)")
+    result = _build(book)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    html = (book / "_build" / "html" / "chapter.html").read_text()
+    assert "42" in html

@@ -1,0 +1,197 @@
+"""Models, the training loop, and the gradient-through-time probe."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from book_utils import cells, gradients, models, training
+
+
+def toy_loader(n=64, steps=5, features=3, seed=0, batch_size=16):
+    """A separable toy task: the class is the sign of the sum of the first feature over time."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, steps, features, generator=g)
+    y = (x[:, :, 0].sum(dim=1) > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("kind", models.RECURRENT_KINDS)
+def test_make_classifier_shapes(kind):
+    model = models.make_classifier(kind, input_size=28, hidden_size=16, n_classes=10)
+    assert model(torch.zeros(3, 28, 28)).shape == (3, 10)
+
+
+def test_parameter_counts_follow_the_formula():
+    F, H, C = 28, 32, 10
+    scratch = models.make_classifier("scratch_rnn", F, H, C)
+    assert models.count_parameters(scratch) == F * H + H * H + H + H * C + C
+    assert models.count_parameters(models.make_classifier("rnn", F, H, C)) == F * H + H * H + 2 * H + H * C + C
+    assert models.count_parameters(models.make_classifier("lstm", F, H, C)) == 4 * (F * H + H * H + 2 * H) + H * C + C
+
+
+def test_classifier_uses_the_last_step():
+    model = models.make_classifier("scratch_rnn", input_size=2, hidden_size=3, n_classes=2)
+    x = torch.randn(1, 4, 2)
+    outputs, _ = model.recurrent(x)
+    torch.testing.assert_close(model(x), model.head(outputs[:, -1]))
+
+
+def test_model_errors():
+    with pytest.raises(ValueError, match=r"kind must be one of \('rnn', 'scratch_rnn', 'lstm', 'gru'\), got 'transformer'"):
+        models.make_recurrent("transformer", 3, 4)
+    with pytest.raises(ValueError, match="nonlinearity applies to 'rnn' and 'scratch_rnn' only, got 'lstm'"):
+        models.make_recurrent("lstm", 3, 4, nonlinearity="relu")
+    with pytest.raises(ValueError, match="n_classes must be >= 2, got 1"):
+        models.SequenceClassifier(nn.RNN(3, 4), 4, 1)
+    with pytest.raises(TypeError, match="recurrent must be Module, got str"):
+        models.SequenceClassifier("rnn", 4, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(28, 28\)"):
+        models.make_classifier()(torch.zeros(28, 28))
+    with pytest.raises(TypeError, match="model must be Module, got int"):
+        models.count_parameters(3)
+
+
+def test_seed_everything_repeats_runs():
+    training.seed_everything(123)
+    a = torch.randn(3)
+    training.seed_everything(123)
+    torch.testing.assert_close(a, torch.randn(3))
+
+
+def test_pick_device():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training.pick_device().type == expected
+    assert training.pick_device("cpu").type == "cpu"
+
+
+def test_fit_learns_and_records_history(capsys):
+    training.seed_everything(0)
+    model = models.make_classifier("rnn", input_size=3, hidden_size=8, n_classes=2)
+    loader = toy_loader()
+    before = training.evaluate(model, loader)
+    history = training.fit(model, loader, epochs=15, optimizer=torch.optim.Adam(model.parameters(), lr=0.02),
+                           val_loader=loader)
+    after = training.evaluate(model, loader)
+    assert after["loss"] < before["loss"]
+    assert after["accuracy"] > 0.85
+    assert history["epoch"] == list(range(1, 16))
+    assert len(history["step_loss"]) == 15 * 4 == len(history["step_grad_norm"])
+    assert history["val_accuracy"][-1] == pytest.approx(after["accuracy"])
+    assert all(s > 0 for s in history["seconds"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 15 and lines[0].startswith("epoch  1/15 | train loss")
+
+
+def test_fit_clips_gradients_and_steps_the_scheduler():
+    training.seed_everything(0)
+    model = models.make_classifier("rnn", input_size=3, hidden_size=8, n_classes=2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    clipped = []
+    original = nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        params = list(params)
+        norm = original(params, max_norm, *args, **kwargs)
+        clipped.append(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None)).item())
+        return norm
+
+    nn.utils.clip_grad_norm_ = spy
+    try:
+        history = training.fit(model, toy_loader(), epochs=2, optimizer=optimizer, clip_norm=0.01,
+                               scheduler=scheduler, verbose=False)
+    finally:
+        nn.utils.clip_grad_norm_ = original
+    assert max(clipped) <= 0.01 + 1e-6
+    assert max(history["step_grad_norm"]) > 0.01  # the recorded norm is the one before clipping
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.125)
+
+
+def test_evaluate_regression_has_no_accuracy():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 1))
+    loader = DataLoader(TensorDataset(torch.randn(8, 2, 3), torch.randn(8, 1)), batch_size=3)
+    result = training.evaluate(model, loader, loss_fn=nn.functional.mse_loss)
+    assert set(result) == {"loss"} and math.isfinite(result["loss"])
+
+
+def test_train_classifier_recipe():
+    training.seed_everything(0)
+    model = models.make_classifier("gru", input_size=3, hidden_size=8, n_classes=2)
+    history = training.train_classifier(model, toy_loader(), epochs=10, lr=0.02, val_loader=toy_loader(seed=1),
+                                        verbose=False)
+    assert history["val_accuracy"][-1] > 0.8
+
+
+def test_training_errors():
+    model = models.make_classifier("rnn", input_size=3, hidden_size=4, n_classes=2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = toy_loader()
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        training.seed_everything(-1)
+    with pytest.raises(ValueError, match="prefer must be 'cpu', 'cuda' or None, got 'tpu'"):
+        training.pick_device("tpu")
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        training.fit(model, loader, epochs=0, optimizer=optimizer)
+    with pytest.raises(TypeError, match="optimizer must be Optimizer, got str"):
+        training.fit(model, loader, epochs=1, optimizer="adam")
+    with pytest.raises(TypeError, match="train_loader must be iterable over \\(x, y\\) batches, got int"):
+        training.fit(model, 5, epochs=1, optimizer=optimizer)
+    with pytest.raises(ValueError, match="clip_norm must be > 0.0, got 0.0"):
+        training.fit(model, loader, epochs=1, optimizer=optimizer, clip_norm=0)
+    with pytest.raises(TypeError, match="scheduler must be LRScheduler, got int"):
+        training.fit(model, loader, epochs=1, optimizer=optimizer, scheduler=3)
+    with pytest.raises(ValueError, match="train_loader yielded no examples"):
+        training.fit(model, [], epochs=1, optimizer=optimizer, verbose=False)
+    with pytest.raises(ValueError, match="loader yielded no examples"):
+        training.evaluate(model, [])
+    with pytest.raises(TypeError, match="device must be str or device, got int"):
+        training.evaluate(model, loader, device=0)
+    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'rmsprop', got 'sgd'"):
+        training.train_classifier(model, loader, epochs=1, lr=0.1, optimizer="sgd")
+    with pytest.raises(ValueError, match="lr must be > 0.0, got -1.0"):
+        training.train_classifier(model, loader, epochs=1, lr=-1.0)
+
+
+def test_state_gradient_norms_match_autograd_and_decay():
+    torch.manual_seed(0)
+    cell = cells.RNNCell(3, 5).double()
+    with torch.no_grad():
+        cell.W_hh.mul_(0.5)  # a contracting recurrence: gradients shrink going back in time
+    x = torch.randn(4, 12, 3, dtype=torch.float64)
+    norms = gradients.state_gradient_norms(cell, x, lambda out: out[:, -1].sum())
+    assert set(norms) == {"h"} and norms["h"].shape == (12,)
+    # dL/dh_T of sum(h_T) is all ones: norm sqrt(hidden) for every example.
+    assert norms["h"][-1].item() == pytest.approx(5 ** 0.5)
+    assert norms["h"][0] < norms["h"][-1] / 10
+    # Check one step against autograd directly.
+    h_states, state = [], None
+    for x_t in x.unbind(1):
+        state = cell(x_t, state)
+        h_states.append(state)
+    grads = torch.autograd.grad(h_states[-1].sum(), h_states[3])[0]
+    assert norms["h"][3].item() == pytest.approx(grads.norm(dim=-1).mean().item())
+
+
+def test_state_gradient_norms_for_lstm_pairs():
+    lstm = nn.LSTMCell(2, 4)
+    norms = gradients.state_gradient_norms(lambda x_t, s: lstm(x_t, s), torch.randn(3, 6, 2),
+                                           lambda out: out.pow(2).mean())
+    assert set(norms) == {"h", "c"} and norms["c"].shape == (6,)
+    assert (norms["h"] > 0).all()
+
+
+def test_state_gradient_norms_errors():
+    cell = cells.RNNCell(2, 3)
+    with pytest.raises(TypeError, match="cell must be callable, got str"):
+        gradients.state_gradient_norms("rnn", torch.zeros(1, 2, 2), lambda o: o.sum())
+    with pytest.raises(TypeError, match="loss_fn must be callable, got int"):
+        gradients.state_gradient_norms(cell, torch.zeros(1, 2, 2), 0)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(2, 2\)"):
+        gradients.state_gradient_norms(cell, torch.zeros(2, 2), lambda o: o.sum())
+    with pytest.raises(ValueError, match="x must have at least one time step"):
+        gradients.state_gradient_norms(cell, torch.zeros(1, 0, 2), lambda o: o.sum())
+    with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
+        gradients.state_gradient_norms(cell, torch.zeros(1, 2, 2), lambda o: o)
