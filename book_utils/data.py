@@ -426,3 +426,18 @@ def mnist_loaders(
     train = make_loader(data.x_train, data.y_train, batch_size=batch_size, shuffle=True, seed=seed)
     test = make_loader(data.x_test, data.y_test, batch_size=batch_size, shuffle=False)
     return train, test
+
+
+def standardize(data: MNIST) -> MNIST:
+    """Shift and scale pixels to zero mean and unit variance, using training-set statistics.
+
+    One scalar mean and standard deviation, measured on ``x_train`` only, are
+    applied to both splits, so nothing about the held-out images leaks into
+    training. Recurrent networks train faster on centred inputs.
+    """
+    check_type("data", data, MNIST)
+    mean, std = data.x_train.mean(), data.x_train.std()
+    return MNIST(
+        (data.x_train - mean) / std, data.y_train, (data.x_test - mean) / std, data.y_test,
+        data.source, data.origin,
+    )

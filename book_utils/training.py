@@ -112,7 +112,8 @@ def fit(
     ``clip_norm`` rescales the gradients whenever their global norm exceeds it
     (``torch.nn.utils.clip_grad_norm_``). With ``verbose`` one plain line is
     printed per epoch, which reads well both in a notebook and in the built book.
-    ``scheduler``, if given, is stepped once at the end of every epoch.
+    ``scheduler``, if given, is stepped after every optimiser step, so its
+    horizon is counted in steps: ``epochs * len(train_loader)``.
     """
     check_type("model", model, nn.Module)
     if not hasattr(train_loader, "__iter__"):
@@ -151,6 +152,8 @@ def fit(
             # With max_norm=inf this only measures the norm, which the history keeps.
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             history["step_loss"].append(loss.item())
             history["step_grad_norm"].append(grad_norm.item())
             total_loss += loss.item() * len(y)
@@ -158,8 +161,6 @@ def fit(
                 classification = True
                 correct += (outputs.argmax(dim=1) == y).sum().item()
             seen += len(y)
-        if scheduler is not None:
-            scheduler.step()
         seconds = time.perf_counter() - start
         if seen == 0:
             raise ValueError("train_loader yielded no examples")
@@ -190,25 +191,41 @@ def train_classifier(
     epochs: int,
     lr: float,
     optimizer: str = "adam",
+    schedule: str = "cosine",
     val_loader: Iterable | None = None,
     clip_norm: float | None = 1.0,
     device: str | torch.device | None = None,
     verbose: bool = True,
 ) -> dict[str, list]:
-    """The book's standard recipe: Adam or RMSProp, cosine-decayed learning rate, clipping.
+    """The book's standard recipe: Adam or RMSProp, a decaying learning rate, clipping.
 
+    ``schedule="cosine"`` decays the rate from ``lr`` to zero over all steps;
+    ``"onecycle"`` warms up to ``lr`` over the first quarter, then decays.
     A thin wrapper around :func:`fit` for chapters whose subject is not the
     training loop itself.
     """
-    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    check_type("model", model, nn.Module)
     check_int("epochs", epochs, minimum=1)
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
     if optimizer not in ("adam", "rmsprop"):
         raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
-    check_type("model", model, nn.Module)
+    if schedule not in ("cosine", "onecycle"):
+        raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {schedule!r}")
+    if not hasattr(train_loader, "__len__"):
+        raise TypeError(f"train_loader must have a length (a DataLoader), got {type(train_loader).__name__}")
+    steps = epochs * len(train_loader)
+    if steps == 0:
+        raise ValueError("train_loader yielded no examples")
     device = _resolve_device(model, device)
     model.to(device)
     make = torch.optim.Adam if optimizer == "adam" else torch.optim.RMSprop
     opt = make(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    else:
+        # cycle_momentum=False: otherwise OneCycleLR switches on RMSProp's momentum.
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=steps, pct_start=0.25, cycle_momentum=False
+        )
     return fit(model, train_loader, epochs=epochs, optimizer=opt, val_loader=val_loader,
                clip_norm=clip_norm, scheduler=scheduler, device=device, verbose=verbose)

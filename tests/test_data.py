@@ -516,3 +516,19 @@ def test_mnist_loaders_validates_batch_size(tiny_mnist):
     mnist = data.load_mnist(tiny_mnist[0], offline=True, verbose=False)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         data.mnist_loaders(mnist, batch_size=0)
+
+
+def test_standardize_uses_training_statistics_only():
+    x_train = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(4, 1, 1).expand(4, 28, 28).contiguous()
+    x_test = torch.full((2, 28, 28), 3.0)
+    raw = data.MNIST(x_train, torch.arange(4), x_test, torch.arange(2), "embedded", "test")
+    std = data.standardize(raw)
+    assert abs(std.x_train.mean().item()) < 1e-6 and abs(std.x_train.std().item() - 1) < 1e-6
+    expected = (3.0 - x_train.mean()) / x_train.std()
+    torch.testing.assert_close(std.x_test, torch.full((2, 28, 28), expected.item()))
+    assert std.source == "embedded" and torch.equal(std.y_train, raw.y_train)
+
+
+def test_standardize_rejects_non_mnist():
+    with pytest.raises(TypeError, match="data must be MNIST, got dict"):
+        data.standardize({})

@@ -107,7 +107,7 @@ def test_fit_clips_gradients_and_steps_the_scheduler():
         nn.utils.clip_grad_norm_ = original
     assert max(clipped) <= 0.01 + 1e-6
     assert max(history["step_grad_norm"]) > 0.01  # the recorded norm is the one before clipping
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.125)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.5 ** 8)  # stepped per batch: 2 x 4
 
 
 def test_evaluate_regression_has_no_accuracy():
@@ -123,6 +123,10 @@ def test_train_classifier_recipe():
     history = training.train_classifier(model, toy_loader(), epochs=10, lr=0.02, val_loader=toy_loader(seed=1),
                                         verbose=False)
     assert history["val_accuracy"][-1] > 0.8
+    model = models.make_classifier("rnn", input_size=3, hidden_size=8, n_classes=2)
+    history = training.train_classifier(model, toy_loader(), epochs=10, lr=0.02, optimizer="rmsprop",
+                                        schedule="onecycle", verbose=False)
+    assert history["train_accuracy"][-1] > 0.8
 
 
 def test_training_errors():
@@ -153,6 +157,10 @@ def test_training_errors():
         training.train_classifier(model, loader, epochs=1, lr=0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="lr must be > 0.0, got -1.0"):
         training.train_classifier(model, loader, epochs=1, lr=-1.0)
+    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'onecycle', got 'step'"):
+        training.train_classifier(model, loader, epochs=1, lr=0.1, schedule="step")
+    with pytest.raises(TypeError, match=r"train_loader must have a length \(a DataLoader\), got generator"):
+        training.train_classifier(model, (b for b in loader), epochs=1, lr=0.1)
 
 
 def test_state_gradient_norms_match_autograd_and_decay():
