@@ -5,6 +5,7 @@
 - :func:`record_states`: the hidden state of a :class:`~book_utils.models.SequenceClassifier`
   after every step, and what its head would predict from each one.
 - :func:`pca`: a principal-component projection written with ``torch.linalg.svd``.
+- :func:`linear_probe_accuracy`: how much a linear read-out can decode from each step's state.
 - :func:`cell_from_layer` and :func:`run_in_chunks`: a layer is a cell in a loop,
   and a long sequence can be read in pieces if the state is carried over.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_int, check_tensor, check_type
+from ._checks import check_float, check_int, check_tensor, check_type
 
 
 def _first_parameter_device(module: nn.Module) -> torch.device:
@@ -197,3 +198,53 @@ def run_in_chunks(
         out, state = recurrent(chunk, state)
         outputs.append(out)
     return torch.cat(outputs, dim=1), state
+
+
+def linear_probe_accuracy(
+    train_states: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_states: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    ridge: float = 1e-3,
+) -> torch.Tensor:
+    """How much class information a linear read-out can find in the state at each step.
+
+    For every step t a separate linear classifier (a *probe*) is fitted to the
+    states ``train_states[:, t]`` by ridge regression onto one-hot labels, in
+    closed form, and scored on ``test_states[:, t]``. States have shape
+    (n, time, hidden), labels shape (n,) with class indices. ``ridge`` is added
+    to the diagonal of the states' covariance matrix.
+
+    Returns the held-out accuracy of each step's probe, shape (time,).
+    """
+    check_tensor("train_states", train_states, dim=3, floating=True, layout="(n, time, hidden)")
+    check_tensor("test_states", test_states, dim=3, floating=True, layout="(n, time, hidden)")
+    check_tensor("train_labels", train_labels, dim=1, integer=True, layout="(n,)")
+    check_tensor("test_labels", test_labels, dim=1, integer=True, layout="(n,)")
+    ridge = check_float("ridge", ridge, minimum=0.0, strict_minimum=True)
+    if train_states.shape[1:] != test_states.shape[1:]:
+        raise ValueError(
+            "train_states and test_states must agree in (time, hidden), got "
+            f"{tuple(train_states.shape[1:])} and {tuple(test_states.shape[1:])}"
+        )
+    for name, states, labels in (("train", train_states, train_labels),
+                                 ("test", test_states, test_labels)):
+        if labels.shape[0] != states.shape[0]:
+            raise ValueError(
+                f"{name}_labels must have one label per sequence ({states.shape[0]}), "
+                f"got {labels.shape[0]}"
+            )
+    if train_labels.min() < 0 or test_labels.min() < 0:
+        raise ValueError("labels must be class indices >= 0, got a negative label")
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    x = train_states.detach().double().transpose(0, 1)                 # (time, n, hidden)
+    mean = x.mean(dim=1, keepdim=True)
+    targets = nn.functional.one_hot(train_labels, n_classes).double()
+    target_mean = targets.mean(dim=0)
+    centred = x - mean
+    covariance = centred.transpose(1, 2) @ centred / x.shape[1]
+    covariance = covariance + ridge * torch.eye(x.shape[2], dtype=x.dtype, device=x.device)
+    weights = torch.linalg.solve(covariance, centred.transpose(1, 2) @ (targets - target_mean) / x.shape[1])
+    scores = (test_states.detach().double().transpose(0, 1) - mean) @ weights + target_mean
+    return (scores.argmax(dim=2) == test_labels).float().mean(dim=1)

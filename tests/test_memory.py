@@ -338,3 +338,64 @@ def test_draw_cell_with_output_rejects_bad_arguments():
         plots.draw_cell_with_output(0)
     with pytest.raises(TypeError, match="output must be str, got int"):
         plots.draw_cell_with_output(output=1)
+
+
+# ---------------------------------------------------------------- linear_probe_accuracy
+
+
+def probe_data(n: int, seed: int):
+    """Step 0 holds noise only; step 1 holds the label linearly; step 2 holds it weakly."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(3, (n,), generator=generator)
+    states = torch.randn(n, 3, 6, generator=generator)
+    states[:, 1, :3] += 5 * nn.functional.one_hot(labels, 3).float()
+    states[:, 2, :3] += 0.5 * nn.functional.one_hot(labels, 3).float()
+    return states, labels
+
+
+def test_linear_probe_finds_linear_information_and_not_noise():
+    train_states, train_labels = probe_data(600, seed=0)
+    test_states, test_labels = probe_data(600, seed=1)
+    accuracy = memory.linear_probe_accuracy(train_states, train_labels, test_states, test_labels)
+    assert accuracy.shape == (3,)
+    assert abs(accuracy[0].item() - 1 / 3) < 0.08
+    assert accuracy[1].item() > 0.99
+    assert accuracy[0] < accuracy[2] < accuracy[1]
+
+
+def test_linear_probe_matches_least_squares_with_a_bias():
+    train_states, train_labels = probe_data(200, seed=2)
+    test_states, test_labels = probe_data(100, seed=3)
+    accuracy = memory.linear_probe_accuracy(train_states, train_labels, test_states, test_labels,
+                                            ridge=1e-9)
+    for t in range(3):
+        design = torch.cat([train_states[:, t], torch.ones(200, 1)], dim=1).double()
+        targets = nn.functional.one_hot(train_labels, 3).double()
+        solution = torch.linalg.lstsq(design, targets).solution
+        test_design = torch.cat([test_states[:, t], torch.ones(100, 1)], dim=1).double()
+        expected = ((test_design @ solution).argmax(dim=1) == test_labels).float().mean()
+        torch.testing.assert_close(accuracy[t], expected)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"test_states": torch.randn(5, 3, 4)}, ValueError,
+         r"train_states and test_states must agree in \(time, hidden\), got \(3, 6\) and \(3, 4\)"),
+        ({"train_labels": torch.zeros(9, dtype=torch.int64)}, ValueError,
+         r"train_labels must have one label per sequence \(10\), got 9"),
+        ({"test_labels": torch.zeros(5)}, TypeError,
+         "test_labels must be an integer tensor, got dtype torch.float32"),
+        ({"train_labels": -torch.ones(10, dtype=torch.int64)}, ValueError,
+         "labels must be class indices >= 0, got a negative label"),
+        ({"train_states": torch.randn(10, 6)}, ValueError,
+         r"train_states must have shape \(n, time, hidden\), got \(10, 6\)"),
+        ({"ridge": 0.0}, ValueError, "ridge must be > 0.0, got 0.0"),
+    ],
+)
+def test_linear_probe_rejects_bad_arguments(change, error, match):
+    arguments = {"train_states": torch.randn(10, 3, 6), "train_labels": torch.zeros(10, dtype=torch.int64),
+                 "test_states": torch.randn(5, 3, 6), "test_labels": torch.zeros(5, dtype=torch.int64)}
+    arguments.update(change)
+    with pytest.raises(error, match=match):
+        memory.linear_probe_accuracy(**arguments)
