@@ -71,3 +71,52 @@ def count_parameters(model: nn.Module) -> int:
     """The number of trainable scalars in ``model``."""
     check_type("model", model, nn.Module)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- chapter 2: a no-memory baseline, and a cell whose output is not its state ---
+
+
+class LastStepClassifier(nn.Module):
+    """A feed-forward classifier that sees only the last step of a sequence.
+
+    ``logits = relu(x_T W_1 + b_1) W_2 + b_2`` for ``x`` of shape
+    (batch, time, features). It has no state, so it cannot use anything that
+    happened before the last step: the no-memory baseline.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, n_classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(check_int("input_size", input_size, minimum=1),
+                      check_int("hidden_size", hidden_size, minimum=1)),
+            nn.ReLU(),
+            nn.Linear(hidden_size, check_int("n_classes", n_classes, minimum=2)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        return self.net(x[:, -1])
+
+
+class ReadoutRNN(nn.Module):
+    """A recurrent layer whose output y_t is a projection of its state h_t.
+
+        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),    y_t = h_t W_hy + b_y
+
+    Called like ``nn.RNN(batch_first=True)``: ``forward(x, h0=None)`` takes ``x``
+    of shape (batch, time, input_size) and returns ``(y, h_n)`` with ``y`` of
+    shape (batch, time, output_size) and ``h_n`` of shape (1, batch, hidden_size).
+    The state carried from step to step is h, never y.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.rnn = make_recurrent("rnn", input_size, hidden_size)
+        self.readout = nn.Linear(hidden_size, check_int("output_size", output_size, minimum=1))
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        states, h_n = self.rnn(x, h0)
+        return self.readout(states), h_n

@@ -201,3 +201,43 @@ def draw_unrolled_rnn(steps: int = 3, *, state: str = "h", output: str | None = 
         ax.text(3.4 + 0.8, 1.6, "$W_{hh}$", fontsize=DIAGRAM["font"] - 1, ha="center")
     ax.set_ylim(-0.3, top + 0.3)
     return fig
+
+
+# --- chapter 2: a memory cell whose output differs from its state ---
+
+
+def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y") -> Figure:
+    """A memory cell unrolled over ``steps`` steps, with its state and output kept apart.
+
+    Each cell reads the input x_t (below) and the previous state (from the left).
+    It passes its new state to the right and emits a separate output above:
+    ``state_t = f(state_{t-1}, x_t)`` and ``output_t = g(state_{t-1}, x_t)``.
+    """
+    check_int("steps", steps, minimum=1)
+    if steps > 6:
+        raise ValueError(f"steps must be at most 6 to stay readable, got {steps}")
+    check_type("state", state, str)
+    check_type("output", output, str)
+    gap = 2.2
+    width = 0.9 + gap * steps
+    fig, ax = diagram_axes(width, 3.6)
+    size = (1.1, 0.8)
+    for t in range(steps):
+        x = 1.2 + gap * t
+        draw_box(ax, (x, 1.6), "cell", "state", size=size)
+        draw_box(ax, (x, 0.35), f"$x_{{{t}}}$", "input")
+        draw_box(ax, (x, 2.9), f"${output}_{{{t}}}$", "output")
+        draw_arrow(ax, (x, 0.65), (x, 1.2))
+        draw_arrow(ax, (x, 2.0), (x, 2.6))
+        ax.text(x, -0.15, f"t={t}", ha="center", fontsize=DIAGRAM["font"] - 2)
+        # The state leaves to the right; it reaches the next cell, or runs off the page.
+        start, end = (x + size[0] / 2, 1.6), (x + gap - size[0] / 2, 1.6)
+        draw_arrow(ax, start, end)
+        ax.text((start[0] + end[0]) / 2, 1.75, f"${state}_{{{t}}}$", ha="center", va="bottom",
+                fontsize=DIAGRAM["font"], color=DIAGRAM["edge"])
+    draw_arrow(ax, (0.0, 1.6), (1.2 - size[0] / 2, 1.6))
+    ax.text(0.05, 1.75, f"${state}_{{-1}}$", ha="left", va="bottom", fontsize=DIAGRAM["font"],
+            color=DIAGRAM["edge"])
+    ax.set_xlim(-0.1, width)
+    ax.set_ylim(-0.35, 3.35)
+    return fig
