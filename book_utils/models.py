@@ -120,3 +120,39 @@ class ReadoutRNN(nn.Module):
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
         states, h_n = self.rnn(x, h0)
         return self.readout(states), h_n
+
+# --- chapter 4: a classifier at every step, for long streams read in chunks ---
+
+
+class StepClassifier(nn.Module):
+    """Classify every step of a sequence: logits_t = h_t V + c.
+
+    ``forward(x, state=None)`` takes x of shape (batch, time, features) and the
+    state the recurrent layer ended the previous chunk with (or ``None`` for
+    zeros), and returns ``(logits, state)`` with logits of shape
+    (batch, time, n_classes). Passing the state back in lets a long stream be
+    read one chunk at a time (truncated backpropagation through time).
+    """
+
+    def __init__(self, recurrent: nn.Module, hidden_size: int, n_classes: int) -> None:
+        super().__init__()
+        check_type("recurrent", recurrent, nn.Module)
+        self.recurrent = recurrent
+        self.head = nn.Linear(
+            check_int("hidden_size", hidden_size, minimum=1),
+            check_int("n_classes", n_classes, minimum=2),
+        )
+
+    def forward(self, x: torch.Tensor, state=None):
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        outputs, state = self.recurrent(x, state)
+        return self.head(outputs), state
+
+
+def make_step_classifier(
+    kind: str = "rnn", input_size: int = 2, hidden_size: int = 64, n_classes: int = 2,
+    nonlinearity: str = "tanh",
+) -> StepClassifier:
+    """A :class:`StepClassifier` over ``make_recurrent(kind, ...)``."""
+    recurrent = make_recurrent(kind, input_size, hidden_size, nonlinearity)
+    return StepClassifier(recurrent, hidden_size, n_classes)

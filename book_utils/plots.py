@@ -241,3 +241,208 @@ def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y"
     ax.set_xlim(-0.1, width)
     ax.set_ylim(-0.35, 3.35)
     return fig
+
+# --- chapter 4: the unrolled classifier, autograd graphs, gradient norms ---
+
+
+def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure:
+    """An RNN classifier unrolled through ``steps`` steps, with the loss on the last step only.
+
+    Forward arrows run left to right and upwards. With ``backward``, curved
+    arrows under the states show dL/dh_t travelling back from the loss, one step
+    at a time, through every copy of W_hh.
+    """
+    check_int("steps", steps, minimum=1)
+    if steps > 6:
+        raise ValueError(f"steps must be at most 6 to stay readable, got {steps}")
+    check_type("backward", backward, bool)
+    fig, ax = diagram_axes(1.2 + 1.7 * steps, 5.0)
+    xs = [1.0 + 1.7 * t for t in range(steps)]
+    last = steps - 1
+    for t, x in enumerate(xs):
+        name = "T-1" if (t == last and steps > 3) else str(t)
+        draw_box(ax, (x, 0.4), f"$x_{{{name}}}$", "input")
+        draw_box(ax, (x, 2.2), f"$h_{{{name}}}$", "state")
+        draw_arrow(ax, (x, 0.7), (x, 1.9))
+        if t == 0:
+            ax.text(x - 0.08, 1.3, "$W_{xh}$", ha="right", va="center", fontsize=DIAGRAM["font"] - 1)
+        if t > 0:
+            draw_arrow(ax, (xs[t - 1] + 0.45, 2.2), (x - 0.45, 2.2))
+            ax.text((xs[t - 1] + x) / 2, 2.3, "$W_{hh}$", ha="center", va="bottom",
+                    fontsize=DIAGRAM["font"] - 2)
+    x_last = xs[last]
+    draw_box(ax, (x_last, 3.3), r"$\hat{y}$", "output")
+    draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$V$")
+    draw_box(ax, (x_last, 4.4), "$L$", "loss")
+    draw_arrow(ax, (x_last, 3.6), (x_last, 4.1), "$y$")
+    if backward:
+        for t in range(last, 0, -1):
+            draw_arrow(ax, (xs[t] - 0.3, 1.9), (xs[t - 1] + 0.3, 1.9), curve=-0.45)
+            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial L / \partial h_{{{t - 1}}}$",
+                    ha="center", va="center", fontsize=DIAGRAM["font"] - 2,
+                    color=DIAGRAM["loss"])
+    ax.set_xlim(-0.1, 1.2 + 1.7 * steps)
+    ax.set_ylim(0.0, 4.8)
+    return fig
+
+
+def _graph_depths(n_nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
+    """Longest distance from node 0 along the edges of a directed acyclic graph."""
+    children: list[list[int]] = [[] for _ in range(n_nodes)]
+    indegree = [0] * n_nodes
+    for a, b in edges:
+        children[a].append(b)
+        indegree[b] += 1
+    depth = [0] * n_nodes
+    ready = [i for i in range(n_nodes) if indegree[i] == 0]
+    while ready:
+        node = ready.pop()
+        for child in children[node]:
+            depth[child] = max(depth[child], depth[node] + 1)
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return depth
+
+
+def draw_autograd_graph(
+    nodes: Sequence[dict], edges: Sequence[tuple[int, int]], *, parameter_roles: dict | None = None
+) -> Figure:
+    """Draw a backward graph given as plain data (see ``bptt.autograd_graph``).
+
+    Operations are stacked by their distance from the loss (top row); the leaves
+    that accumulate gradients into parameters (``op == "AccumulateGrad"``) sit in
+    a column on the right, level with the operations that use them. Arrows point
+    the way ``backward()`` sends gradients. Colours: tanh nodes in the state colour,
+    loss nodes (``NllLoss``, ``LogSoftmax``, ``Mean``, ``Neg``) in the loss colour,
+    parameters in the input colour, other operations in the gate colour.
+    """
+    check_type("nodes", nodes, (list, tuple))
+    check_type("edges", edges, (list, tuple))
+    if not nodes:
+        raise ValueError("nodes is empty: there is no graph to draw")
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not {"op", "label"} <= set(node):
+            raise ValueError(f"nodes[{i}] must be a dict with keys 'op' and 'label', got {node!r}")
+    n = len(nodes)
+    for a, b in edges:
+        if not (0 <= a < n and 0 <= b < n):
+            raise ValueError(f"edges must join node indices in [0, {n - 1}], got ({a}, {b})")
+    depth = _graph_depths(n, edges)
+    is_leaf = [node["op"] == "AccumulateGrad" for node in nodes]
+    parents: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges:
+        parents[b].append(a)
+
+    # Operations: one row per depth, spread horizontally.
+    rows: dict[int, list[int]] = {}
+    for i in range(n):
+        if not is_leaf[i]:
+            rows.setdefault(depth[i], []).append(i)
+    dy, dx = 0.85, 1.45
+    pos: dict[int, tuple[float, float]] = {}
+    width = max(len(r) for r in rows.values())
+    for d, members in rows.items():
+        for k, i in enumerate(members):
+            pos[i] = (1.0 + dx * (k + (width - len(members)) / 2), -d * dy)
+    # Leaves: a column on the right, each level with the mean height of its users.
+    leaf_x = 1.0 + dx * width + 0.9
+    leaves = sorted((i for i in range(n) if is_leaf[i]),
+                    key=lambda i: -np.mean([pos[p][1] for p in parents[i]]))
+    last_y = np.inf
+    for i in leaves:
+        y = min(np.mean([pos[p][1] for p in parents[i]]), last_y - 0.8)
+        pos[i] = (leaf_x, y)
+        last_y = y
+    ys = [p[1] for p in pos.values()]
+    top, bottom = max(ys) + 0.6, min(ys) - 0.6
+    fig, ax = diagram_axes(leaf_x + 1.0, top - bottom,
+                           figsize=(0.6 * (leaf_x + 1.0), 0.6 * (top - bottom)))
+    ax.set_ylim(bottom, top)
+    loss_ops = ("NllLoss", "LogSoftmax", "Mean", "Neg", "MseLoss")
+    for i, node in enumerate(nodes):
+        if is_leaf[i]:
+            role = "input"
+        elif node["label"] in ("Tanh", "Relu"):
+            role = "state"
+        elif node["label"] in loss_ops:
+            role = "loss"
+        else:
+            role = "gate"
+        draw_box(ax, pos[i], node["label"], role, size=(1.15, 0.5))
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        if is_leaf[b]:
+            draw_arrow(ax, (xa + 0.58, ya), (xb - 0.58, yb))
+        else:
+            draw_arrow(ax, (xa, ya - 0.25), (xb, yb + 0.25))
+    return fig
+
+
+def plot_state_gradients(
+    curves: dict, *, title: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """||dL/dh_t|| against the step t on a log scale, one line per entry of ``curves``.
+
+    ``curves`` maps a label to a 1-D array or tensor of norms (as returned by
+    ``gradients.state_gradient_norms(...)["h"]``). A straight line on this plot is
+    a constant factor per step: the slope is the log of that factor.
+    """
+    check_type("curves", curves, dict)
+    if not curves:
+        raise ValueError("curves is empty: give at least one label -> norms entry")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        check_type("ax", ax, Axes)
+        fig = ax.figure
+    for label, norms in curves.items():
+        norms = _as_numpy(f"curves[{label!r}]", norms, dim=1).astype(float)
+        shown = np.where(norms > 0, norms, np.nan)  # a log axis cannot show exact zeros
+        ax.plot(np.arange(len(norms)), shown, label=str(label))
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel(r"$\| \partial L / \partial h_t \|$")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
+    """Loss and gradient norm at every optimiser step, for several training runs.
+
+    ``histories`` maps a label to a history from ``training.fit`` (its
+    ``"step_loss"`` and ``"step_grad_norm"`` lists). Both panels use a log scale.
+    A run whose loss becomes NaN or infinite gets a dotted vertical line at the
+    first such step, since a log plot cannot show those values.
+    """
+    check_type("histories", histories, dict)
+    if not histories:
+        raise ValueError("histories is empty: give at least one label -> history entry")
+    for label, history in histories.items():
+        check_type(f"histories[{label!r}]", history, dict)
+        missing = [k for k in ("step_loss", "step_grad_norm") if k not in history]
+        if missing:
+            raise ValueError(f"histories[{label!r}] must have 'step_loss' and 'step_grad_norm', "
+                             f"missing {missing}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (label, history), colour in zip(histories.items(), CYCLE):
+        for ax, key in zip(axes, ("step_loss", "step_grad_norm")):
+            values = np.asarray(history[key], dtype=float)
+            ax.plot(np.arange(len(values)), values, color=colour, lw=1, label=label)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                ax.axvline(bad[0], color=colour, ls=":", lw=1.5,
+                           label=f"{label}: NaN from step {bad[0]}")
+    axes[0].set_ylabel("training loss")
+    axes[1].set_ylabel("gradient norm before clipping")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -35,3 +35,37 @@ def make_recall_task(
     x = torch.nn.functional.one_hot(symbols, n_symbols).float()
     y = symbols[:, seq_len - 1 - lag].clone()
     return x, y
+
+# --- chapter 4: a long stream whose targets echo the input from `lag` steps back ---
+
+IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value (its default ignore_index)
+
+
+def echo_stream(
+    n_streams: int, length: int, *, lag: int, n_symbols: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Long sequences of random symbols; the target at step t is the symbol seen at t - lag.
+
+    Each of the ``n_streams`` streams holds ``length`` symbols drawn uniformly
+    from ``0 .. n_symbols - 1``. The input is their one-hot code; the target at
+    step t is the symbol at step ``t - lag``, so a model must remember the last
+    ``lag`` symbols. The first ``lag`` steps have nothing to echo and carry the
+    target :data:`IGNORE_INDEX`. Guessing scores ``1 / n_symbols``.
+
+    Returns ``x`` of shape (n_streams, length, n_symbols), float32, and ``y`` of
+    shape (n_streams, length), int64. ``y[:, -1]`` is a label for classifying the
+    whole sequence from its last step.
+    """
+    n_streams = check_int("n_streams", n_streams, minimum=1)
+    length = check_int("length", length, minimum=1)
+    lag = check_int("lag", lag, minimum=0)
+    n_symbols = check_int("n_symbols", n_symbols, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
+    if lag >= length:
+        raise ValueError(f"lag must be smaller than length={length}, got lag={lag}")
+    generator = torch.Generator().manual_seed(seed)
+    symbols = torch.randint(n_symbols, (n_streams, length), generator=generator)
+    x = torch.nn.functional.one_hot(symbols, n_symbols).float()
+    y = torch.full_like(symbols, IGNORE_INDEX)
+    y[:, lag:] = symbols[:, : length - lag]
+    return x, y
