@@ -220,6 +220,8 @@ async () => {
     colab: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map((a) => a.href),
     repository: [...document.querySelectorAll('a.btn-source-repository-button')].map((a) => a.href),
     next: [...document.querySelectorAll('a.right-next')].map((a) => a.href),
+    title: (article.querySelector('h1') || {textContent: ''}).textContent.trim(),
+    crowdedOutputs: [...article.querySelectorAll('.cell_output')].filter((o) => o.querySelectorAll('img').length > 1).length,
     solutions: [...article.querySelectorAll('.cell.tag_hide-input')].map((cell) => {
       const details = cell.querySelector('details');
       const input = cell.querySelector('.cell_input');
@@ -323,6 +325,11 @@ def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
     expected_next = [urljoin(site, f"{PAGES[index + 1]}.html")] if index + 1 < len(PAGES) else []
     if [u.split("#")[0] for u in info["next"]] != expected_next:
         problems.append(f"'next' link should be {expected_next}, found {info['next']}")
+
+    if index > 0 and not re.match(r"\d+(\.\d+)*\.?\s", info["title"]):
+        problems.append(f"the page title is not numbered: {info['title']!r}")
+    if info["crowdedOutputs"]:
+        problems.append(f"{info['crowdedOutputs']} cells show more than one figure (one figure per cell, one caption each)")
 
     nb = notebook(page)
     if nb is not None:
