@@ -50,8 +50,8 @@ SEARCH_TERM = "recurrent"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"].rstrip("/")
 
-STATS = {"pages": 0, "images": 0, "display_equations": 0, "inline_equations": 0, "solutions": 0}
-STARTED = time.perf_counter()
+STATS = {"pages": 0, "pages_with_problems": 0, "images": 0, "display_equations": 0, "inline_equations": 0,
+         "solutions": 0}
 TIMES: dict[str, float] = {}
 
 
@@ -100,7 +100,7 @@ def no_chromium(reason: str) -> None:
 @pytest.fixture(scope="module")
 def build() -> dict:
     """Build the book in place, as scripts/build_book.sh does; returns its exit code and log."""
-    start = time.perf_counter()
+    start = TIMES["start"] = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
            "build", str(ROOT), "--all", "-W", "--keep-going"]
@@ -190,8 +190,9 @@ async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const hasMath = document.querySelector('.math') !== null;
   if (hasMath) {
-    for (let i = 0; i < 300 && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++) await sleep(50);
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+    const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+    for (let i = 0; i < 300 && !ready(); i++) await sleep(50);
+    if (ready()) await MathJax.startup.promise;
   }
   await Promise.all([...document.images].map((img) => img.decode().catch(() => null)));
   const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
@@ -221,7 +222,8 @@ async () => {
     repository: [...document.querySelectorAll('a.btn-source-repository-button')].map((a) => a.href),
     next: [...document.querySelectorAll('a.right-next')].map((a) => a.href),
     title: (article.querySelector('h1') || {textContent: ''}).textContent.trim(),
-    crowdedOutputs: [...article.querySelectorAll('.cell_output')].filter((o) => o.querySelectorAll('img').length > 1).length,
+    crowdedOutputs: [...article.querySelectorAll('.cell_output')]
+      .filter((o) => o.querySelectorAll('img').length > 1).length,
     solutions: [...article.querySelectorAll('.cell.tag_hide-input')].map((cell) => {
       const details = cell.querySelector('details');
       const input = cell.querySelector('.cell_input');
@@ -243,6 +245,7 @@ def problems_common(info: dict, browser: Browser) -> list[str]:
     problems = [f"error on load: {e}" for e in browser.errors]
     problems += [f"request to another host (the site must work offline): {u}" for u in browser.offsite]
     for img in info["images"]:
+        img["src"] = img["src"] if len(img["src"]) < 120 else img["src"][:100] + "..."
         if not img["loaded"]:
             problems.append(f"image did not load: {img['src']}")
         if img["output"] and not img["alt"].strip():
@@ -260,11 +263,22 @@ def problems_common(info: dict, browser: Browser) -> list[str]:
     return problems
 
 
+def count(info: dict, problems: list[str]) -> None:
+    """Add a checked page to the summary (images, equations and solutions seen on it)."""
+    STATS["pages"] += 1
+    STATS["pages_with_problems"] += bool(problems)
+    STATS["images"] += len(info["images"])
+    STATS["display_equations"] += len(info["display"])
+    STATS["inline_equations"] += len(info["inline"])
+    STATS["solutions"] += len(info["solutions"])
+
+
 # ---------------------------------------------------------------- tests
 
 
 def test_book_builds_without_warnings(build) -> None:
-    problems = [line for line in build["log"].splitlines() if re.search(r"WARNING|ERROR|Error", line)]
+    flagged = re.compile(r"(WARNING|ERROR|CRITICAL):|Error\b")
+    problems = [line for line in build["log"].splitlines() if flagged.search(line)]
     assert build["returncode"] == 0, (
         "jupyter-book build --all -W failed (a warning or a failing cell):\n"
         + "\n".join(problems[:30] or build["log"].splitlines()[-40:])
@@ -329,7 +343,7 @@ def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
     if index > 0 and not re.match(r"\d+(\.\d+)*\.?\s", info["title"]):
         problems.append(f"the page title is not numbered: {info['title']!r}")
     if info["crowdedOutputs"]:
-        problems.append(f"{info['crowdedOutputs']} cells show more than one figure (one figure per cell, one caption each)")
+        problems.append(f"{info['crowdedOutputs']} cells show more than one figure (one per cell, one caption each)")
 
     nb = notebook(page)
     if nb is not None:
@@ -337,7 +351,7 @@ def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
             problems.append(f"Colab link should be {expected_colab_url(page)}, found {info['colab']}")
         hidden = [c for c in nb.cells if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", [])]
         if len(info["solutions"]) != len(hidden):
-            problems.append(f"{len(hidden)} hide-input cells in the notebook, {len(info['solutions'])} on the page")
+            problems.append(f"{len(hidden)} hide-input cells in the notebook, {len(info['solutions'])} in the page")
         for i, sol in enumerate(info["solutions"]):
             if not sol["details"] or sol["open"] or sol["visible"]:
                 problems.append(f"solution {i + 1} is not collapsed behind a toggle: {sol}")
@@ -350,12 +364,8 @@ def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
             if not source.is_visible() or "assert" not in source.inner_text():
                 problems.append(f"solution {i + 1} does not open on click, or shows no assert")
 
+    count(info, problems)
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
-    STATS["pages"] += 1
-    STATS["images"] += len(info["images"])
-    STATS["display_equations"] += len(info["display"])
-    STATS["inline_equations"] += len(info["inline"])
-    STATS["solutions"] += len(info["solutions"])
 
 
 def test_search_finds_chapters(browser: Browser, site: str) -> None:
@@ -371,20 +381,21 @@ def test_search_finds_chapters(browser: Browser, site: str) -> None:
     chapters = [p for p in PAGES if notebook(p) is not None]
     if not found & set(chapters):
         problems.append(f"searching {SEARCH_TERM!r} finds no chapter; results: {sorted(found)}")
+    count(info, problems)
     assert not problems, "search.html:\n  " + "\n  ".join(problems)
-    STATS["pages"] += 1
-    STATS["images"] += len(info["images"])
 
 
 def test_summary(browser, capsys) -> None:
     """Print and save what the browser checked (runs last in this module)."""
-    total = time.perf_counter() - STARTED
-    line = (f"browser test: {STATS['pages']} pages checked, {STATS['images']} images verified, "
+    total = time.perf_counter() - TIMES["start"]
+    line = (f"browser test: {STATS['pages']} pages checked ({STATS['pages_with_problems']} with problems), "
+            f"{STATS['images']} images verified, "
             f"{STATS['display_equations']} display equations and {STATS['inline_equations']} inline "
             f"equations verified, {STATS['solutions']} solutions toggled; build {TIMES.get('build', 0):.1f} s, "
             f"browser {time.perf_counter() - TIMES['browser_start']:.1f} s, total {total:.1f} s")
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "browser-summary.json").write_text(json.dumps({**STATS, "build_s": TIMES.get("build", 0), "total_s": total}, indent=1))
+    summary = {**STATS, "build_s": TIMES.get("build", 0), "total_s": total}
+    (ARTIFACTS / "browser-summary.json").write_text(json.dumps(summary, indent=1))
     with capsys.disabled():
         print("\n" + line)
-    assert STATS["pages"] == len(PAGES) + 1, f"only {STATS['pages']} of {len(PAGES) + 1} pages passed"
+    assert STATS["pages"] == len(PAGES) + 1, f"only {STATS['pages']} of {len(PAGES) + 1} pages were checked"

@@ -37,7 +37,8 @@ def code_cells(path: Path) -> list[str]:
 
 def parse(source: str) -> ast.Module:
     """Parse a cell, blanking IPython magics and shell escapes so that ast accepts it."""
-    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
+    lines = source.splitlines()
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
 
 
 def is_colab_test(node: ast.AST) -> bool:
@@ -141,7 +142,8 @@ def test_colab_install_command_in_a_fresh_venv(tmp_path: Path) -> None:
     shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(
         ".git", "_build", "build", "test-artifacts", ".pytest_cache", "__pycache__", "*.egg-info", ".venv*"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True)
     python = venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PIP_")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -180,5 +182,7 @@ def test_no_chapter_assumes_cpu_or_cuda(chapter: Path) -> None:
     cells = code_cells(chapter)
     hits = [f"cell {i}: {line.strip()}" for i, source in enumerate(cells)
             for line in source.splitlines() if HARD_CODED_DEVICE.search(line.split("#")[0])]
-    assert not hits, f"{chapter.name} hard-codes a device; use `device = training.pick_device()`:\n" + "\n".join(hits)
+    assert not hits, (
+        f"{chapter.name} hard-codes a device; use `device = training.pick_device()`:\n" + "\n".join(hits)
+    )
     assert any("pick_device(" in source for source in cells), f"{chapter.name} never calls training.pick_device()"

@@ -24,7 +24,8 @@ HIDING_TAGS = {"remove-input", "remove-cell", "hide-cell", "remove_input", "remo
 
 
 def parse(source: str) -> ast.Module:
-    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
+    lines = source.splitlines()
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
 
 
 def exercises(path: Path) -> list[tuple[int, int, nbformat.NotebookNode | None]]:

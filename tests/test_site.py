@@ -42,7 +42,8 @@ DRAWS = re.compile(r"\bplt\.(show|subplots|subplot|figure|plot|imshow|scatter|ba
 
 
 def parse(source: str) -> ast.Module:
-    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
+    lines = source.splitlines()
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
 
 
 @pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -75,7 +76,7 @@ def test_every_figure_cell_has_caption_name_and_alt_text(chapter: Path) -> None:
         names.append(name)
         creators = [m.group(0) for line in lines for m in new_figure.finditer(line)]
         if len(creators) > 1:
-            problems.append(f"cell {i}: one figure per cell (one caption each), but it makes {len(creators)}: {creators}")
+            problems.append(f"cell {i}: one figure per cell (one caption each), it makes {len(creators)}: {creators}")
         body = parse(cell.source).body
         if not body or ast.unparse(body[-1]) != "plt.show()":
             problems.append(f"cell {i}: a figure cell ends with plt.show()")
@@ -189,7 +190,8 @@ def test_every_chapter_is_in_the_numbered_table_of_contents() -> None:
     assert all(part.get("numbered") for part in parts), "every part of _toc.yml needs `numbered: true`"
     listed = toc_files()
     on_disk = [f"chapters/{p.stem}" for p in CHAPTERS]
-    assert sorted(set(on_disk) - set(listed)) == [], f"chapters missing from _toc.yml: {set(on_disk) - set(listed)}"
+    unlisted = sorted(set(on_disk) - set(listed))
+    assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
     missing = [f for f in listed if not any((ROOT / f).with_suffix(s).exists() for s in (".ipynb", ".md"))]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
     chapters = [f for f in listed if f.startswith("chapters/")]
