@@ -1,0 +1,401 @@
+"""The website as readers meet it: built, served on localhost, and opened in headless Chromium.
+
+The module builds the book once (``jupyter-book build . -W --keep-going``, reusing the
+execution cache in ``_build/.jupyter_cache``), serves ``_build/html`` on 127.0.0.1 and
+opens every page of the table of contents, plus the search page, in Debian's Chromium
+driven by Playwright. Requests to any other host are blocked and reported, so the
+pages must render with no network. A screenshot of each page goes to
+``test-artifacts/screenshots/``.
+
+Chromium is never downloaded: the test uses ``/usr/bin/chromium`` (``apt-get install
+chromium``). Without it the browser tests are skipped, or fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+COLAB = "https://colab.research.google.com"
+SEARCH_TERM = "recurrent"
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPOSITORY = CONFIG["repository"]["url"].rstrip("/")
+
+STATS = {"pages": 0, "pages_with_problems": 0, "images": 0, "display_equations": 0, "inline_equations": 0,
+         "solutions": 0}
+TIMES: dict[str, float] = {}
+
+
+def toc_pages() -> list[str]:
+    """Documents in reading order, as paths without suffix ("intro", "chapters/01_...")."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", [toc]):
+        walk(part.get("chapters", []))
+    return [str(Path(p).with_suffix("")) if Path(p).suffix in (".md", ".ipynb") else p for p in pages]
+
+
+PAGES = toc_pages()
+
+
+def notebook(page: str) -> nbformat.NotebookNode | None:
+    path = ROOT / f"{page}.ipynb"
+    return nbformat.read(path, as_version=4) if path.exists() else None
+
+
+def expected_colab_url(page: str) -> str:
+    owner_repo = urlparse(REPOSITORY).path.strip("/")
+    branch = CONFIG["repository"].get("branch", "main")
+    book_path = (CONFIG["repository"].get("path_to_book") or "").strip("/")
+    in_repo = f"{book_path}/{page}.ipynb" if book_path else f"{page}.ipynb"
+    return f"{COLAB}/github/{owner_repo}/blob/{branch}/{in_repo}"
+
+
+def no_chromium(reason: str) -> None:
+    """Fail under CI, where the browser must be there; skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is a failure; scripts/run_tests.sh installs it)")
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------- build and serve
+
+
+@pytest.fixture(scope="module")
+def build() -> dict:
+    """Build the book in place, as scripts/build_book.sh does; returns its exit code and log."""
+    start = TIMES["start"] = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", str(ROOT), "--all", "-W", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    TIMES["build"] = time.perf_counter() - start
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # drop terminal colours
+    if not all((HTML / f"{page}.html").exists() for page in PAGES):
+        pytest.fail(f"the book build produced no HTML for every page; last lines of the log:\n{log[-4000:]}")
+    return {"returncode": proc.returncode, "log": log}
+
+
+@pytest.fixture(scope="module")
+def site(build) -> str:
+    """Base URL of _build/html served by a thread on 127.0.0.1."""
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class Browser:
+    """One headless Chromium page, reused for every URL; records errors and off-site requests."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.offsite: list[str] = []
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("requestfailed", lambda req: self.errors.append(f"request failed: {req.url} ({req.failure})"))
+        page.on("response", lambda r: r.status >= 400 and self.errors.append(f"HTTP {r.status}: {r.url}"))
+
+    def open(self, url: str) -> None:
+        self.errors.clear()
+        self.offsite.clear()
+        self.page.goto(url, wait_until="load")
+
+
+@pytest.fixture(scope="module")
+def browser(site, tmp_path_factory) -> Browser:
+    if not CHROMIUM.exists():
+        no_chromium(f"Chromium not found at {CHROMIUM}; install it with: apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        no_chromium("the playwright package is missing; pip install -r requirements.txt")
+    TIMES["browser_start"] = time.perf_counter()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        browser = Browser(page)
+        local = urlparse(site).netloc
+
+        def only_local(route) -> None:
+            if urlparse(route.request.url).netloc == local:
+                route.continue_()
+            else:
+                browser.offsite.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_local)
+        yield browser
+        context.close()
+
+
+# ---------------------------------------------------------------- what a page looks like in the browser
+
+# Runs in the page: waits for MathJax, then describes images, math, links and solutions.
+INSPECT = r"""
+async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const hasMath = document.querySelector('.math') !== null;
+  if (hasMath) {
+    const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+    for (let i = 0; i < 300 && !ready(); i++) await sleep(50);
+    if (ready()) await MathJax.startup.promise;
+  }
+  await Promise.all([...document.images].map((img) => img.decode().catch(() => null)));
+  const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const rawTex = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest(skip)) continue;
+    const m = node.textContent.match(/\$\$|\\\[|\\\(|\\begin\{/);
+    if (m) rawTex.push(node.textContent.trim().slice(0, 120));
+  }
+  const article = document.querySelector('article') || document.body;
+  return {
+    mathjax: !!window.MathJax,
+    images: [...document.images].map((img) => ({
+      src: img.currentSrc || img.src, loaded: img.complete && img.naturalWidth > 0,
+      alt: img.getAttribute('alt') || '', output: !!img.closest('.cell_output'),
+      caption: ((img.closest('figure') || {}).querySelector?.('figcaption')?.textContent || '').trim(),
+    })),
+    display: [...article.querySelectorAll('div.math')].map((d) => ({
+      typeset: d.querySelector('mjx-container[display="true"]') !== null,
+      text: d.textContent.trim().slice(0, 80),
+    })),
+    inline: [...article.querySelectorAll('span.math')].map((s) => s.querySelector('mjx-container') !== null),
+    errors: article.querySelectorAll('mjx-merror').length,
+    rawTex,
+    colab: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map((a) => a.href),
+    repository: [...document.querySelectorAll('a.btn-source-repository-button')].map((a) => a.href),
+    next: [...document.querySelectorAll('a.right-next')].map((a) => a.href),
+    title: (article.querySelector('h1') || {textContent: ''}).textContent.trim(),
+    crowdedOutputs: [...article.querySelectorAll('.cell_output')]
+      .filter((o) => o.querySelectorAll('img').length > 1).length,
+    solutions: [...article.querySelectorAll('.cell.tag_hide-input')].map((cell) => {
+      const details = cell.querySelector('details');
+      const input = cell.querySelector('.cell_input');
+      return {details: !!details, open: !!(details && details.open),
+              visible: !!(input && input.checkVisibility())};
+    }),
+  };
+}
+"""
+
+
+def screenshot(browser: Browser, page: str) -> None:
+    name = page.replace("/", "__") or "index"
+    browser.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def problems_common(info: dict, browser: Browser) -> list[str]:
+    """Checks every page must pass: errors, off-site requests, images, math."""
+    problems = [f"error on load: {e}" for e in browser.errors]
+    problems += [f"request to another host (the site must work offline): {u}" for u in browser.offsite]
+    for img in info["images"]:
+        img["src"] = img["src"] if len(img["src"]) < 120 else img["src"][:100] + "..."
+        if not img["loaded"]:
+            problems.append(f"image did not load: {img['src']}")
+        if img["output"] and not img["alt"].strip():
+            problems.append(f"figure without alt text: {img['src']}")
+        if img["output"] and not img["caption"]:
+            problems.append(f"figure without a caption: {img['src']}")
+    if (info["display"] or info["inline"]) and not info["mathjax"]:
+        problems.append("the page has math but MathJax did not load")
+    problems += [f"display equation not typeset: {d['text']!r}" for d in info["display"] if not d["typeset"]]
+    if not all(info["inline"]):
+        problems.append(f"{info['inline'].count(False)} inline equations not typeset")
+    if info["errors"]:
+        problems.append(f"{info['errors']} MathJax TeX errors (mjx-merror) on the page")
+    problems += [f"raw TeX left in the text: {t!r}" for t in info["rawTex"]]
+    return problems
+
+
+def count(info: dict, problems: list[str]) -> None:
+    """Add a checked page to the summary (images, equations and solutions seen on it)."""
+    STATS["pages"] += 1
+    STATS["pages_with_problems"] += bool(problems)
+    STATS["images"] += len(info["images"])
+    STATS["display_equations"] += len(info["display"])
+    STATS["inline_equations"] += len(info["inline"])
+    STATS["solutions"] += len(info["solutions"])
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_book_builds_without_warnings(build) -> None:
+    flagged = re.compile(r"(WARNING|ERROR|CRITICAL):|Error\b")
+    problems = [line for line in build["log"].splitlines() if flagged.search(line)]
+    assert build["returncode"] == 0, (
+        "jupyter-book build --all -W failed (a warning or a failing cell):\n"
+        + "\n".join(problems[:30] or build["log"].splitlines()[-40:])
+    )
+
+
+class _Resources(html.parser.HTMLParser):
+    """Collects URLs that a page loads to render (not plain hyperlinks)."""
+
+    LOADING_REL = {"stylesheet", "preload", "modulepreload", "prefetch", "icon", "shortcut", "manifest",
+                   "apple-touch-icon", "preconnect", "dns-prefetch"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "link" and set((a.get("rel") or "").lower().split()) & self.LOADING_REL:
+            self.urls.append(a.get("href") or "")
+        elif tag in ("script", "img", "iframe", "source", "video", "audio", "embed", "track"):
+            self.urls.append(a.get("src") or "")
+            self.urls += [part.split()[0] for part in (a.get("srcset") or "").split(",") if part.strip()]
+        elif tag == "object":
+            self.urls.append(a.get("data") or "")
+
+
+def is_external(url: str) -> bool:
+    return bool(re.match(r"^(https?:)?//", url.strip(), re.I))
+
+
+def test_no_page_loads_anything_from_another_host(build) -> None:
+    """Scripts, styles, fonts and images all come from the built site: no CDN."""
+    offenders = []
+    for path in sorted(HTML.rglob("*.html")):
+        parser = _Resources()
+        parser.feed(path.read_text(encoding="utf-8"))
+        offenders += [f"{path.relative_to(HTML)}: {u}" for u in parser.urls if is_external(u)]
+    css_url = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^'")\s]+)""", re.I)
+    for path in sorted((HTML / "_static").rglob("*.css")):
+        offenders += [f"{path.relative_to(HTML)}: {u}" for u in css_url.findall(path.read_text(errors="replace"))]
+    assert not offenders, "the site loads resources from other hosts:\n" + "\n".join(offenders)
+    mathjax = HTML / "_static" / "mathjax" / "tex-chtml.js"
+    assert mathjax.exists(), f"MathJax is not served by the site: {mathjax} is missing"
+
+
+@pytest.mark.parametrize("index", range(len(PAGES)), ids=PAGES)
+def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
+    page = PAGES[index]
+    url = urljoin(site, f"{page}.html")
+    browser.open(url)
+    info = browser.page.evaluate(INSPECT)
+    screenshot(browser, page)
+    problems = problems_common(info, browser)
+
+    if [u.rstrip("/") for u in info["repository"]] != [REPOSITORY]:
+        problems.append(f"repository button should link {REPOSITORY}, found {info['repository']}")
+    expected_next = [urljoin(site, f"{PAGES[index + 1]}.html")] if index + 1 < len(PAGES) else []
+    if [u.split("#")[0] for u in info["next"]] != expected_next:
+        problems.append(f"'next' link should be {expected_next}, found {info['next']}")
+
+    if index > 0 and not re.match(r"\d+(\.\d+)*\.?\s", info["title"]):
+        problems.append(f"the page title is not numbered: {info['title']!r}")
+    if info["crowdedOutputs"]:
+        problems.append(f"{info['crowdedOutputs']} cells show more than one figure (one per cell, one caption each)")
+
+    nb = notebook(page)
+    if nb is not None:
+        if sorted(set(info["colab"])) != [expected_colab_url(page)]:
+            problems.append(f"Colab link should be {expected_colab_url(page)}, found {info['colab']}")
+        hidden = [c for c in nb.cells if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", [])]
+        if len(info["solutions"]) != len(hidden):
+            problems.append(f"{len(hidden)} hide-input cells in the notebook, {len(info['solutions'])} in the page")
+        for i, sol in enumerate(info["solutions"]):
+            if not sol["details"] or sol["open"] or sol["visible"]:
+                problems.append(f"solution {i + 1} is not collapsed behind a toggle: {sol}")
+        # A reader can open each solution, and it ends with its check.
+        toggles = browser.page.locator(".cell.tag_hide-input")
+        for i in range(toggles.count()):
+            cell = toggles.nth(i)
+            cell.locator("summary").first.click()
+            source = cell.locator(".cell_input")
+            if not source.is_visible() or "assert" not in source.inner_text():
+                problems.append(f"solution {i + 1} does not open on click, or shows no assert")
+
+    count(info, problems)
+    assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
+
+
+def test_search_finds_chapters(browser: Browser, site: str) -> None:
+    assert (HTML / "searchindex.js").exists(), "the build wrote no searchindex.js"
+    browser.open(urljoin(site, f"search.html?q={SEARCH_TERM}"))
+    results = browser.page.locator("#search-results ul.search li a")
+    results.first.wait_for(timeout=20_000)
+    info = browser.page.evaluate(INSPECT)
+    screenshot(browser, "search")
+    problems = problems_common(info, browser)
+    found = {urlparse(h).path.lstrip("/").removesuffix(".html")
+             for h in results.evaluate_all("els => els.map(a => a.href)")}
+    chapters = [p for p in PAGES if notebook(p) is not None]
+    if not found & set(chapters):
+        problems.append(f"searching {SEARCH_TERM!r} finds no chapter; results: {sorted(found)}")
+    count(info, problems)
+    assert not problems, "search.html:\n  " + "\n  ".join(problems)
+
+
+def test_summary(browser, capsys) -> None:
+    """Print and save what the browser checked (runs last in this module)."""
+    total = time.perf_counter() - TIMES["start"]
+    line = (f"browser test: {STATS['pages']} pages checked ({STATS['pages_with_problems']} with problems), "
+            f"{STATS['images']} images verified, "
+            f"{STATS['display_equations']} display equations and {STATS['inline_equations']} inline "
+            f"equations verified, {STATS['solutions']} solutions toggled; build {TIMES.get('build', 0):.1f} s, "
+            f"browser {time.perf_counter() - TIMES['browser_start']:.1f} s, total {total:.1f} s")
+    ARTIFACTS.mkdir(exist_ok=True)
+    summary = {**STATS, "build_s": TIMES.get("build", 0), "total_s": total}
+    (ARTIFACTS / "browser-summary.json").write_text(json.dumps(summary, indent=1))
+    with capsys.disabled():
+        print("\n" + line)
+    assert STATS["pages"] == len(PAGES) + 1, f"only {STATS['pages']} of {len(PAGES) + 1} pages were checked"

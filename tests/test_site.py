@@ -1,0 +1,217 @@
+"""The book's shape, checked without building it: figures, plots, navigation, landing page.
+
+- Every code cell that draws a figure carries a caption, a name and alt text, and ends with
+  ``plt.show()``.
+- Every public function of ``book_utils.plots`` that returns a figure labels the axes it draws
+  on, and uses the colour-blind-safe palette (diagrams: the role colours of ``DIAGRAM``).
+- Every chapter is in the numbered table of contents; the repository button and Colab launch
+  button are configured; the landing page says how to read, run in Colab, and run locally.
+The built website itself is checked in a browser by tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+
+from book_utils import plots  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+# A cell draws a figure when it calls one of these (plots.plot_*, plots.draw_*, plt.subplots, ...).
+DRAWS = re.compile(r"\bplt\.(show|subplots|subplot|figure|plot|imshow|scatter|bar|hist|matshow)\s*\("
+                   r"|\bplots\.(plot|draw)_\w+\s*\(|\bplots\.diagram_axes\s*\(")
+
+
+def parse(source: str) -> ast.Module:
+    lines = source.splitlines()
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
+
+
+@pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def chapter(request) -> Path:
+    return request.param
+
+
+# ---------------------------------------------------------------- figures in the chapters
+
+
+def test_every_figure_cell_has_caption_name_and_alt_text(chapter: Path) -> None:
+    cells = nbformat.read(chapter, as_version=4).cells
+    problems, names = [], []
+    # Calls that make a new figure: plt.subplots/figure, diagram_axes, and every plots function returning one.
+    makers = "|".join(["diagram_axes", *figure_functions()])
+    new_figure = re.compile(rf"\bplt\.(subplots|figure)\s*\(|\bplots\.({makers})\s*\(")
+    for i, cell in enumerate(cells):
+        lines = [line.split("#")[0] for line in cell.source.splitlines()] if cell.cell_type == "code" else []
+        if not any(DRAWS.search(line) or new_figure.search(line) for line in lines):
+            continue
+        mystnb = cell.metadata.get("mystnb", {})
+        figure, image = mystnb.get("figure", {}), mystnb.get("image", {})
+        if not str(figure.get("caption", "")).strip():
+            problems.append(f"cell {i}: no metadata mystnb.figure.caption")
+        if not str(image.get("alt", "")).strip():
+            problems.append(f"cell {i}: no metadata mystnb.image.alt (alt text for screen readers)")
+        name = figure.get("name", "")
+        if not str(name).startswith("fig-"):
+            problems.append(f"cell {i}: mystnb.figure.name should start with 'fig-', got {name!r}")
+        names.append(name)
+        creators = [m.group(0) for line in lines for m in new_figure.finditer(line)]
+        if len(creators) > 1:
+            problems.append(f"cell {i}: one figure per cell (one caption each), it makes {len(creators)}: {creators}")
+        body = parse(cell.source).body
+        if not body or ast.unparse(body[-1]) != "plt.show()":
+            problems.append(f"cell {i}: a figure cell ends with plt.show()")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.append(f"figure names used twice: {repeated}")
+    assert not problems, f"{chapter.name}:\n  " + "\n  ".join(problems)
+
+
+# ---------------------------------------------------------------- book_utils.plots
+
+HISTORY = {
+    "epoch": [1, 2, 3],
+    "train_loss": [2.0, 1.2, 0.8], "val_loss": [2.1, 1.4, 1.0],
+    "train_accuracy": [0.3, 0.6, 0.8], "val_accuracy": [0.25, 0.55, 0.7],
+}
+# One example call for every public function of book_utils.plots that returns a Figure.
+SAMPLES = {
+    "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
+    "plot_digit_rows": lambda: plots.plot_digit_rows(torch.rand(28, 28), label=3),
+    "draw_unrolled_rnn": lambda: plots.draw_unrolled_rnn(3, output="y"),
+}
+SAFE_COLOURS = {c.lower() for c in plots.PALETTE.values()} | {"#333333", "#000000", "#808080", "#ffffff"}
+SAFE_CMAPS = {"viridis", "cividis", "magma", "inferno", "plasma", "gray", "gray_r", "Greys", "Greys_r",
+              "binary", "RdBu", "RdBu_r", "PuOr", "PuOr_r", "BrBG", "BrBG_r"}
+
+
+def figure_functions() -> list[str]:
+    return sorted(
+        name for name, fn in inspect.getmembers(plots, inspect.isfunction)
+        if not name.startswith("_") and fn.__module__ == plots.__name__
+        and inspect.signature(fn).return_annotation in ("Figure", Figure)
+    )
+
+
+def test_every_figure_function_has_a_sample_call() -> None:
+    missing = sorted(set(figure_functions()) - set(SAMPLES))
+    assert not missing, f"add an example call for {missing} to SAMPLES in tests/test_site.py"
+
+
+def greyish(colour: str) -> bool:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return max(r, g, b) - min(r, g, b) < 8
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_plot_functions_label_axes_and_use_the_palette(name: str) -> None:
+    plots.use_book_style()
+    fig = SAMPLES[name]()
+    try:
+        assert isinstance(fig, Figure), f"plots.{name} should return a matplotlib Figure, got {type(fig)}"
+        problems = []
+        for k, ax in enumerate(fig.axes):
+            if ax.get_label() == "<colorbar>":
+                continue
+            draws = ax.lines or ax.images or ax.collections or ax.patches
+            if ax.axison and draws:
+                if not ax.get_xlabel().strip():
+                    problems.append(f"axes {k} has no x label")
+                if not ax.get_ylabel().strip():
+                    problems.append(f"axes {k} has no y label")
+            for line in ax.lines:
+                colour = to_hex(line.get_color()).lower()
+                if colour not in SAFE_COLOURS and not greyish(colour):
+                    problems.append(f"axes {k}: line colour {colour} is not from plots.PALETTE")
+            for image in ax.images:
+                if image.get_cmap().name not in SAFE_CMAPS:
+                    problems.append(f"axes {k}: colour map {image.get_cmap().name} is not colour-blind safe")
+            for patch in ax.patches:
+                face = to_hex(patch.get_facecolor()).lower()
+                if patch.get_fill() and face not in SAFE_COLOURS and not greyish(face):
+                    problems.append(f"axes {k}: patch colour {face} is not from plots.PALETTE / DIAGRAM")
+        assert not problems, f"plots.{name}:\n  " + "\n  ".join(problems)
+    finally:
+        plt.close(fig)
+
+
+def test_diagrams_draw_on_blank_canvas_in_role_colours() -> None:
+    fig = plots.draw_unrolled_rnn(2, output="y")
+    try:
+        (ax,) = fig.axes
+        assert not ax.axison, "diagrams have no axes"
+        boxes = {to_hex(p.get_facecolor()).lower() for p in ax.patches if isinstance(p, FancyBboxPatch)}
+        roles = {plots.DIAGRAM[r].lower() for r in ("input", "state", "output")}
+        assert boxes == roles, f"expected boxes in the input/state/output role colours {roles}, got {boxes}"
+        arrows = {to_hex(p.get_facecolor()).lower() for p in ax.patches if isinstance(p, FancyArrowPatch)}
+        assert arrows == {plots.DIAGRAM["edge"].lower()}, f"arrows should use DIAGRAM['edge'], got {arrows}"
+    finally:
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- navigation and landing page
+
+
+def toc_files() -> list[str]:
+    files = []
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in TOC.get("parts", [TOC]):
+        walk(part.get("chapters", []))
+    return files
+
+
+def test_every_chapter_is_in_the_numbered_table_of_contents() -> None:
+    parts = TOC.get("parts", [TOC])
+    assert all(part.get("numbered") for part in parts), "every part of _toc.yml needs `numbered: true`"
+    listed = toc_files()
+    on_disk = [f"chapters/{p.stem}" for p in CHAPTERS]
+    unlisted = sorted(set(on_disk) - set(listed))
+    assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
+    missing = [f for f in listed if not any((ROOT / f).with_suffix(s).exists() for s in (".ipynb", ".md"))]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+    chapters = [f for f in listed if f.startswith("chapters/")]
+    assert chapters == sorted(chapters), f"chapters are not in file order in _toc.yml: {chapters}"
+
+
+def test_repository_and_colab_buttons_are_configured() -> None:
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", CONFIG["repository"]["url"]), CONFIG["repository"]
+    assert CONFIG.get("html", {}).get("use_repository_button") is True, "html.use_repository_button must be true"
+    assert CONFIG.get("launch_buttons", {}).get("colab_url") == "https://colab.research.google.com"
+
+
+@pytest.mark.parametrize("lead, must_mention", [
+    ("**Read it here.**", "website"),
+    ("**Run it in Colab.**", "Colab"),
+    ("**Run it on your machine.**", "pip install -r requirements.txt"),
+])
+def test_landing_page_says_how_to_read_and_run(lead: str, must_mention: str) -> None:
+    paragraphs = re.split(r"\n\s*\n", (ROOT / "intro.md").read_text())
+    found = [p for p in paragraphs if p.lstrip().startswith(lead)]
+    assert found, f"intro.md has no paragraph starting {lead}"
+    assert must_mention in found[0], f"intro.md's {lead} paragraph should mention {must_mention!r}"
+    assert len(found[0].strip().splitlines()) <= 3, f"intro.md's {lead} paragraph is longer than three lines"
