@@ -278,7 +278,8 @@ def _fetch_official(folder: Path, allow_network: bool, verbose: bool) -> dict[st
                 last_error = err
         else:
             raise _OfficialUnavailable(
-                f"download of {name} failed on {len(MIRRORS)} mirror(s): {last_error}"
+                f"download of {name} failed on {len(MIRRORS)} mirror(s): "
+                f"{getattr(last_error, 'reason', last_error)}"
             )
     return paths
 
