@@ -62,6 +62,7 @@ def _throwaway_book(tmp_path: Path, cell_source: str) -> Path:
     cfg["exclude_patterns"] = ["_build"]
     cfg["execute"]["timeout"] = 60
     (book / "_config.yml").write_text(yaml.safe_dump(cfg))
+    shutil.copytree(ROOT / "_ext", book / "_ext")  # the local Sphinx extension the config loads
     (book / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
                                                    "chapters": [{"file": "chapter"}]}))
     (book / "intro.md").write_text("# Throwaway\n\nA book with one chapter.\n")

@@ -98,10 +98,26 @@ SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
     "plot_digit_rows": lambda: plots.plot_digit_rows(torch.rand(28, 28), label=3),
     "draw_unrolled_rnn": lambda: plots.draw_unrolled_rnn(3, output="y"),
+    "draw_cell_with_output": lambda: plots.draw_cell_with_output(3),
+    "draw_unrolled_classifier": lambda: plots.draw_unrolled_classifier(3),
+    "draw_autograd_graph": lambda: plots.draw_autograd_graph(*_sample_autograd_graph()),
+    "plot_state_gradients": lambda: plots.plot_state_gradients(
+        {"tanh": torch.logspace(-3, 0, 20), "relu": torch.logspace(-5, 0, 20)}),
+    "plot_step_history": lambda: plots.plot_step_history(
+        {"no clipping": {"step_loss": [2.0, 1.5, float("nan")], "step_grad_norm": [1.0, 50.0, float("nan")]},
+         "clipped": {"step_loss": [2.0, 1.2, 0.9], "step_grad_norm": [1.0, 3.0, 0.8]}}),
 }
 SAFE_COLOURS = {c.lower() for c in plots.PALETTE.values()} | {"#333333", "#000000", "#808080", "#ffffff"}
 SAFE_CMAPS = {"viridis", "cividis", "magma", "inferno", "plasma", "gray", "gray_r", "Greys", "Greys_r",
               "binary", "RdBu", "RdBu_r", "PuOr", "PuOr_r", "BrBG", "BrBG_r"}
+
+
+def _sample_autograd_graph():
+    from book_utils import bptt, cells
+
+    cell = cells.RNNCell(2, 3)
+    _, h = cells.unroll(cell, torch.randn(1, 3, 2))
+    return bptt.autograd_graph(h.sum())
 
 
 def figure_functions() -> list[str]:
