@@ -11,14 +11,17 @@ one variable.
   forecasts further by feeding its own predictions back.
 - :func:`naive_forecast` repeats the last observed value; :class:`LinearForecaster`
   is a least-squares linear model of the last ``window`` values.
+- :func:`train_forecaster` is the training recipe for the recurrent forecaster.
 """
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
-from ._checks import check_float, check_int, check_tensor
+from ._checks import check_float, check_int, check_tensor, check_type
 
 
 def _check_series(name: str, series: torch.Tensor, min_length: int = 1) -> torch.Tensor:
@@ -137,3 +140,47 @@ class LinearForecaster(nn.Module):
     def forecast(self, context: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` values after the context: (batch, time) -> (batch, horizon)."""
         return self(context)[:, -1]
+
+
+def train_forecaster(
+    model: RecurrentForecaster,
+    series: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 0.01,
+    batch_size: int = 32,
+    clip_norm: float = 1.0,
+    seed: int = 0,
+) -> dict[str, list]:
+    """Fit ``model`` to predict the next ``model.horizon`` values at every step of ``series``.
+
+    The loss is the mean squared error over every step and horizon. Each of
+    ``steps`` updates uses a random minibatch of whole series; Adam's learning
+    rate warms up and then decays (a one-cycle schedule). Returns a history
+    with the per-step loss and the total time in seconds.
+    """
+    check_type("model", model, RecurrentForecaster)
+    steps = check_int("steps", steps, minimum=1)
+    lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    device = next(model.parameters()).device
+    inputs, targets = (t.to(device) for t in horizon_targets(series, model.horizon))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    history: dict[str, list] = {"step_loss": [], "seconds": []}
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        index = torch.randint(0, len(inputs), (batch_size,), generator=generator).to(device)
+        loss = nn.functional.mse_loss(model(inputs[index])[0], targets[index])
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        schedule.step()
+        history["step_loss"].append(loss.item())
+    history["seconds"].append(time.perf_counter() - start)
+    model.eval()
+    return history

@@ -10,7 +10,9 @@ Three groups of helpers, all for Chapter 3:
   :class:`VectorToSequence` (a sequence generated from one vector);
 - **an encoder-decoder** for symbol strings: :class:`Vocabulary`,
   :func:`shift_right`, :class:`EncoderDecoder` (teacher forcing in ``forward``,
-  greedy decoding in ``greedy_decode``) and :func:`exact_match`.
+  greedy decoding in ``greedy_decode``), its training recipe
+  :func:`train_encoder_decoder`, and :func:`exact_match` with
+  :func:`decode_and_score` to evaluate it.
 
 Batches are ``batch_first`` throughout: (batch, time, ...). A padded batch comes
 with ``lengths``, a 1-D integer tensor holding the number of valid steps of each
@@ -19,6 +21,7 @@ sequence; steps at or past a sequence's length are padding.
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import torch
@@ -26,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ._checks import check_int, check_tensor, check_type
+from ._checks import check_float, check_int, check_tensor, check_type
 
 # --------------------------------------------------------------- lengths and masks
 
@@ -310,3 +313,77 @@ def exact_match(predicted: Sequence[str], expected: Sequence[str]) -> float:
     if not expected:
         raise ValueError("expected must hold at least one string, got an empty list")
     return sum(p == e for p, e in zip(predicted, expected)) / len(expected)
+
+
+def train_encoder_decoder(
+    model: EncoderDecoder,
+    vocab: Vocabulary,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    *,
+    steps: int,
+    lr: float = 0.01,
+    batch_size: int = 64,
+    clip_norm: float = 1.0,
+    seed: int = 0,
+) -> dict[str, list]:
+    """Train with teacher forcing: the decoder reads the true previous token at every step.
+
+    The loss is the cross-entropy of every target token, the end token
+    included, averaged over the valid steps (:func:`masked_cross_entropy`).
+    Each of ``steps`` updates draws a random minibatch; Adam's learning rate
+    warms up and then decays (a one-cycle schedule). Returns a history with the
+    per-step loss and the total time in seconds.
+    """
+    check_type("model", model, EncoderDecoder)
+    check_type("vocab", vocab, Vocabulary)
+    if len(vocab) != model.vocab_size:
+        raise ValueError(f"vocab has {len(vocab)} tokens but the model expects {model.vocab_size}")
+    if len(sources) != len(targets):
+        raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
+    steps = check_int("steps", steps, minimum=1)
+    lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    device = next(model.parameters()).device
+    source_ids, source_lengths = vocab.encode(sources)
+    target_ids, target_lengths = vocab.encode(targets, add_eos=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    history: dict[str, list] = {"step_loss": [], "seconds": []}
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        index = torch.randint(0, len(source_ids), (batch_size,), generator=generator)
+        # Trim each minibatch to its own longest sequence: no step is spent on padding alone.
+        lengths, out_lengths = source_lengths[index], target_lengths[index]
+        source = source_ids[index, : int(lengths.max())].to(device)
+        target = target_ids[index, : int(out_lengths.max())].to(device)
+        logits = model(source, lengths, shift_right(target))
+        loss = masked_cross_entropy(logits, target, out_lengths.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        schedule.step()
+        history["step_loss"].append(loss.item())
+    history["seconds"].append(time.perf_counter() - start)
+    model.eval()
+    return history
+
+
+def decode_and_score(
+    model: EncoderDecoder, vocab: Vocabulary, sources: Sequence[str], targets: Sequence[str]
+) -> tuple[float, list[str]]:
+    """Greedy-decode ``sources``; return the exact-match accuracy and the predicted strings."""
+    check_type("model", model, EncoderDecoder)
+    check_type("vocab", vocab, Vocabulary)
+    device = next(model.parameters()).device
+    source, lengths = vocab.encode(sources)
+    max_steps = max(len(t) for t in targets) + 1                     # room for the end token
+    was_training = model.training
+    model.eval()
+    predicted = vocab.decode(model.greedy_decode(source.to(device), lengths, max_steps).cpu())
+    model.train(was_training)
+    return exact_match(predicted, targets), predicted

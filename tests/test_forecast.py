@@ -115,19 +115,25 @@ def test_rollout_feeds_predictions_back():
         model.rollout(context, 0)
 
 
-def test_recurrent_forecaster_beats_naive_after_brief_training():
+def test_trained_forecaster_beats_naive():
     torch.manual_seed(0)
     train, _ = tasks.noisy_sines(128, 40, noise=0.05, seed=0)
     test, _ = tasks.noisy_sines(64, 40, noise=0.05, seed=1)
     model = forecast.RecurrentForecaster(hidden_size=16, horizon=1)
-    inputs, targets = forecast.horizon_targets(train, 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(100):
-        loss = ((model(inputs)[0] - targets) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    history = forecast.train_forecaster(model, train, steps=150, lr=0.02, batch_size=32)
+    assert len(history["step_loss"]) == 150 and len(history["seconds"]) == 1
+    assert not model.training
     context, future = test[:, :35], test[:, 35:]
     model_error = ((model.rollout(context, 5) - future) ** 2).mean()
     naive_error = ((forecast.naive_forecast(context, 5) - future) ** 2).mean()
     assert model_error < naive_error
+
+
+def test_train_forecaster_errors():
+    model = forecast.RecurrentForecaster(hidden_size=4, horizon=3)
+    with pytest.raises(TypeError, match="model must be RecurrentForecaster, got Linear"):
+        forecast.train_forecaster(torch.nn.Linear(1, 1), torch.zeros(2, 8), steps=1)
+    with pytest.raises(ValueError, match="lr must be > 0.0"):
+        forecast.train_forecaster(model, torch.zeros(2, 8), steps=1, lr=0.0)
+    with pytest.raises(ValueError, match=r"series must have at least 4 time steps"):
+        forecast.train_forecaster(model, torch.zeros(2, 3), steps=1)

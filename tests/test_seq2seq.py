@@ -243,18 +243,27 @@ def test_encoder_decoder_learns_to_reverse_short_strings():
     torch.manual_seed(0)
     vocab = seq2seq.Vocabulary("0123")
     sources = ["".join(str(d) for d in torch.randint(0, 4, (3,)).tolist()) for _ in range(256)]
-    source, lengths = vocab.encode(sources)
-    targets, target_lengths = vocab.encode([s[::-1] for s in sources], add_eos=True)
+    targets = [s[::-1] for s in sources]
     model = seq2seq.EncoderDecoder(len(vocab), embedding_size=8, hidden_size=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(150):
-        logits = model(source, lengths, seq2seq.shift_right(targets))
-        loss = seq2seq.masked_cross_entropy(logits, targets, target_lengths)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    predicted = vocab.decode(model.greedy_decode(source, lengths, max_steps=4))
-    assert seq2seq.exact_match(predicted, [s[::-1] for s in sources]) > 0.9
+    history = seq2seq.train_encoder_decoder(model, vocab, sources, targets, steps=150, lr=0.02,
+                                            batch_size=64)
+    assert len(history["step_loss"]) == 150 and history["step_loss"][-1] < history["step_loss"][0]
+    accuracy, predicted = seq2seq.decode_and_score(model, vocab, sources, targets)
+    assert len(predicted) == 256
+    assert accuracy == seq2seq.exact_match(predicted, targets) > 0.9
+
+
+def test_train_encoder_decoder_errors():
+    vocab = seq2seq.Vocabulary("01")
+    model = seq2seq.EncoderDecoder(len(vocab), 4, 8)
+    with pytest.raises(ValueError, match="vocab has 13 tokens but the model expects 5"):
+        seq2seq.train_encoder_decoder(model, seq2seq.Vocabulary(), ["1"], ["1"], steps=1)
+    with pytest.raises(ValueError, match="sources and targets must pair up, got 2 and 1"):
+        seq2seq.train_encoder_decoder(model, vocab, ["1", "0"], ["1"], steps=1)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        seq2seq.train_encoder_decoder(model, vocab, ["1"], ["1"], steps=0)
+    with pytest.raises(TypeError, match="model must be EncoderDecoder, got Linear"):
+        seq2seq.decode_and_score(nn.Linear(1, 1), vocab, ["1"], ["1"])
 
 
 # ---------------------------------------------------------------- tasks and the shapes diagram
