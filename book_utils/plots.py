@@ -446,3 +446,63 @@ def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+# --- chapter 3: the four input/output shapes ---
+
+
+_SHAPE_STEP = 1.5
+
+
+def _shape_panel(
+    ax: Axes, left: float, bottom: float, title: str, inputs: Sequence[str | None],
+    outputs: Sequence[str | None], states: Sequence[str],
+) -> None:
+    """One unrolled network: a row of inputs (or gaps), states joined left to right, outputs (or gaps)."""
+    step = _SHAPE_STEP
+    for t, (x, h, y) in enumerate(zip(inputs, states, outputs)):
+        cx = left + 0.5 + step * t
+        draw_box(ax, (cx, bottom + 1.6), h, "state")
+        if x is not None:
+            draw_box(ax, (cx, bottom + 0.5), x, "input")
+            draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))
+        if y is not None:
+            draw_box(ax, (cx, bottom + 2.7), y, "output")
+            draw_arrow(ax, (cx, bottom + 1.9), (cx, bottom + 2.4))
+        if t > 0:
+            draw_arrow(ax, (cx - step + 0.45, bottom + 1.6), (cx - 0.45, bottom + 1.6))
+    ax.text(left + 0.05, bottom + 3.35, title, fontsize=DIAGRAM["font"] + 1, ha="left", va="center",
+            fontweight="bold")
+
+
+def draw_sequence_shapes() -> Figure:
+    """The four ways a recurrent network maps inputs to outputs, unrolled over time.
+
+    Top left, sequence to sequence: an output at every step. Top right,
+    sequence to vector: only the last output is used. Bottom left, vector to
+    sequence: one input, an output at every step. Bottom right, encoder to
+    decoder: a sequence is read into one state, from which another sequence is
+    written, each output fed back as the next input.
+    """
+    fig, ax = diagram_axes(16.6, 7.6, figsize=(10.5, 4.9))
+    xs = [f"$x_{{{t}}}$" for t in range(4)]
+    ys = [f"$y_{{{t}}}$" for t in range(4)]
+    hs = [f"$h_{{{t}}}$" for t in range(4)]
+    top, bottom, right = 4.0, 0.2, 7.3
+    _shape_panel(ax, 0.0, top, "sequence \u2192 sequence", xs, ys, hs)
+    _shape_panel(ax, right, top, "sequence \u2192 vector", xs, [None, None, None, "$y$"], hs)
+    _shape_panel(ax, 0.0, bottom, "vector \u2192 sequence", ["$v$", None, None, None], ys, hs)
+    encoder = [f"$e_{{{t}}}$" for t in range(3)]
+    decoder = [f"$d_{{{t}}}$" for t in range(3)]
+    _shape_panel(ax, right, bottom, "encoder \u2192 decoder",
+                 xs[:3] + ["$\\langle s \\rangle$", "$y_{0}$", "$y_{1}$"],
+                 [None, None, None] + ys[:3], encoder + decoder)
+    # Each decoder output becomes the next decoder input.
+    centre = [right + 0.5 + _SHAPE_STEP * t for t in range(6)]
+    for t in (3, 4):
+        draw_arrow(ax, (centre[t] + 0.45, bottom + 2.55), (centre[t + 1] - 0.45, bottom + 0.65))
+    split = (centre[2] + centre[3]) / 2
+    ax.plot([split, split], [bottom - 0.1, bottom + 3.0], ls=":", color=DIAGRAM["edge"])
+    ax.text(centre[1], bottom - 0.25, "encoder", ha="center", fontsize=DIAGRAM["font"] - 1)
+    ax.text(centre[4], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
+    ax.set_ylim(-0.4, 7.6)
+    return fig

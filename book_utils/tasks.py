@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Iterable
+
 import torch
 
-from ._checks import check_int
+from ._checks import check_float, check_int, check_tensor
 
 
 # --- chapter 2: a task that needs memory ---
@@ -69,3 +72,100 @@ def echo_stream(
     y = torch.full_like(symbols, IGNORE_INDEX)
     y[:, lag:] = symbols[:, : length - lag]
     return x, y
+
+# --- chapter 3: sine series, waveforms from parameters, digit reversal, random crops ---
+
+
+def noisy_sines(
+    n: int, length: int, *, components: int = 3, noise: float = 0.1, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` series of ``length`` steps, each a sum of ``components`` random sines plus noise.
+
+    Component k of a series is a_k sin(2 pi f_k t + phi_k), with amplitude a_k
+    drawn from [0.5, 1] / components (so the clean series stays within [-1, 1]),
+    frequency f_k from [0.01, 0.1] cycles per step and phase phi_k from [0, 2 pi).
+    Returns ``(noisy, clean)``, both (n, length) float32; ``noisy`` adds
+    Gaussian noise of standard deviation ``noise``.
+    """
+    n = check_int("n", n, minimum=1)
+    length = check_int("length", length, minimum=2)
+    components = check_int("components", components, minimum=1)
+    noise = check_float("noise", noise, minimum=0.0)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    t = torch.arange(length, dtype=torch.float32)
+    amplitude = (0.5 + 0.5 * torch.rand(n, components, 1, generator=g)) / components
+    frequency = 0.01 + 0.09 * torch.rand(n, components, 1, generator=g)
+    phase = 2 * math.pi * torch.rand(n, components, 1, generator=g)
+    clean = (amplitude * torch.sin(2 * math.pi * frequency * t + phase)).sum(dim=1)
+    noisy = clean + noise * torch.randn(n, length, generator=g)
+    return noisy, clean
+
+
+def waves_from_parameters(
+    n: int, length: int, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sine waves y_t = sin(2 pi f t + phi) and the vectors that describe them.
+
+    Frequency f is drawn from [0.02, 0.1] cycles per step and phase phi from
+    [0, 2 pi). Returns ``(parameters, waves)``: parameters (n, 3) hold
+    (10 f, cos phi, sin phi), a smooth encoding with no jump at phi = 2 pi,
+    and waves are (n, length).
+    """
+    n = check_int("n", n, minimum=1)
+    length = check_int("length", length, minimum=1)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    frequency = 0.02 + 0.08 * torch.rand(n, 1, generator=g)
+    phase = 2 * math.pi * torch.rand(n, 1, generator=g)
+    t = torch.arange(length, dtype=torch.float32)
+    waves = torch.sin(2 * math.pi * frequency * t + phase)
+    parameters = torch.cat([10 * frequency, torch.cos(phase), torch.sin(phase)], dim=1)
+    return parameters, waves
+
+
+def reversal_pairs(
+    n: int, min_length: int, max_length: int, *, seed: int = 0, exclude: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """``n`` random digit strings and their reversals: ``("3071", "1703")``.
+
+    Lengths are uniform in [min_length, max_length]. Strings in ``exclude``
+    (for example the training set, when drawing a held-out set) are never
+    returned, so held-out examples are truly unseen.
+    """
+    n = check_int("n", n, minimum=1)
+    min_length = check_int("min_length", min_length, minimum=1)
+    max_length = check_int("max_length", max_length, minimum=1)
+    if max_length < min_length:
+        raise ValueError(f"max_length must be >= min_length ({min_length}), got {max_length}")
+    excluded = set(exclude)
+    available = sum(10 ** k for k in range(min_length, max_length + 1)) - len(excluded)
+    if n > available:
+        raise ValueError(f"n must be at most {available}, the number of strings available, got {n}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    sources: list[str] = []
+    while len(sources) < n:
+        size = int(torch.randint(min_length, max_length + 1, (1,), generator=g))
+        text = "".join(str(d) for d in torch.randint(0, 10, (size,), generator=g).tolist())
+        if text not in excluded:
+            sources.append(text)
+    return sources, [s[::-1] for s in sources]
+
+
+def random_crops(
+    x: torch.Tensor, min_length: int, max_length: int | None = None, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep a random number of leading steps of each sequence in x (batch, time, features).
+
+    Each sequence keeps its first L steps, L uniform in [min_length,
+    max_length] (default: all steps); the steps after L are set to zero.
+    Returns ``(cropped, lengths)``: cropped has the shape of x, lengths is (batch,) int64.
+    """
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    min_length = check_int("min_length", min_length, minimum=1)
+    max_length = x.shape[1] if max_length is None else check_int("max_length", max_length, minimum=1)
+    if not min_length <= max_length <= x.shape[1]:
+        raise ValueError(f"need min_length <= max_length <= {x.shape[1]} (the time steps of x), "
+                         f"got min_length={min_length}, max_length={max_length}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    lengths = torch.randint(min_length, max_length + 1, (x.shape[0],), generator=g)
+    keep = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+    return x * keep[:, :, None].to(x), lengths
