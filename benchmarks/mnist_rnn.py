@@ -30,7 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     mnist = data.load_mnist()
     inputs = data.standardize(mnist)
