@@ -71,3 +71,26 @@ def count_parameters(model: nn.Module) -> int:
     """The number of trainable scalars in ``model``."""
     check_type("model", model, nn.Module)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- chapter 5: a regressor head for the adding problem ---
+
+
+class SequenceRegressor(nn.Module):
+    """Read a sequence, then predict one number from the last output: y = h_T v + c.
+
+    ``recurrent`` is any layer called like ``nn.RNN(batch_first=True)``, for
+    example ``nn.LSTM``, ``nn.GRU`` or :class:`book_utils.cells.ScratchLSTM`.
+    Returns predictions of shape (batch,).
+    """
+
+    def __init__(self, recurrent: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        check_type("recurrent", recurrent, nn.Module)
+        self.recurrent = recurrent
+        self.head = nn.Linear(check_int("hidden_size", hidden_size, minimum=1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        outputs, _ = self.recurrent(x)
+        return self.head(outputs[:, -1]).squeeze(-1)
