@@ -164,3 +164,21 @@ def test_run_adding_problem_short_run_learns_something():
         gates.run_adding_problem("rnn", 10, lr=0.0)
     with pytest.raises(ValueError, match="steps must be >= 3, got 2"):
         gates.run_adding_problem("rnn", 2)
+
+
+# ------------------------------------------------------------------ diagram
+
+
+def test_draw_lstm_cell_labels_every_gate():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from book_utils import plots
+
+    fig = plots.draw_lstm_cell()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for label in ("forget (keep)", "input (write)", "candidate", "output (read)", "$c_t$", "$h_t$"):
+        assert label in texts
+    plt.close(fig)
