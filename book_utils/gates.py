@@ -138,20 +138,28 @@ def record_gates(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: torch.stack(values, dim=1) for name, values in steps.items()}
 
 
-def make_adding_model(kind: str, hidden_size: int, steps: int, *, seed: int = 0) -> SequenceRegressor:
+def make_adding_model(
+    kind: str, hidden_size: int, steps: int, *, seed: int = 0, keep_bias: float | None = None
+) -> SequenceRegressor:
     """A regressor for the adding problem built on ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
 
-    Gated layers get :func:`long_memory_init` with ``max_lag=steps``. The head
+    Gated layers get :func:`long_memory_init` with ``max_lag=steps``, or, when
+    ``keep_bias`` is a number, that bias on their keep gate (the LSTM's forget
+    gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. The head
     starts at the mean prediction (weights 0, bias 1), so every model begins at
     the baseline MSE of 1/6 and must learn to do better.
     """
     check_choice("kind", kind, ADDING_KINDS)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     steps = check_int("steps", steps, minimum=3)
+    if keep_bias is not None:
+        keep_bias = check_float("keep_bias", keep_bias)
     torch.manual_seed(check_int("seed", seed, minimum=0))
     layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size, batch_first=True)
-    if kind != "rnn":
+    if kind != "rnn" and keep_bias is None:
         long_memory_init(layer, steps, seed=seed)
+    elif kind != "rnn":
+        set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
     model = SequenceRegressor(layer, hidden_size)
     with torch.no_grad():
         model.head.weight.zero_()
@@ -170,6 +178,7 @@ def run_adding_problem(
     clip_norm: float = 1.0,
     seed: int = 0,
     n_test: int = 1000,
+    keep_bias: float | None = None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Train one adding-problem model on fresh data and measure its held-out MSE.
@@ -178,8 +187,9 @@ def run_adding_problem(
     (no example twice) and is trained with Adam and gradient clipping. Returns
     ``{"model", "mse", "seconds", "history"}`` where ``mse`` is on ``n_test``
     separate sequences and ``history`` is the :func:`training.fit` history.
+    ``keep_bias`` is passed to :func:`make_adding_model`.
     """
-    model = make_adding_model(kind, hidden_size, steps, seed=seed)
+    model = make_adding_model(kind, hidden_size, steps, seed=seed, keep_bias=keep_bias)
     train_steps = check_int("train_steps", train_steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)

@@ -155,6 +155,15 @@ def test_make_adding_model_starts_at_the_mean():
         gates.make_adding_model("tcn", 8, 20)
 
 
+def test_make_adding_model_with_a_keep_bias():
+    lstm = gates.make_adding_model("lstm", 8, 20, keep_bias=1.0).recurrent
+    torch.testing.assert_close(lstm.bias_ih_l0[8:16] + lstm.bias_hh_l0[8:16], torch.ones(8))
+    gru = gates.make_adding_model("gru", 8, 20, keep_bias=2.0).recurrent
+    torch.testing.assert_close(gru.bias_ih_l0[8:16] + gru.bias_hh_l0[8:16], torch.full((8,), 2.0))
+    with pytest.raises(TypeError, match="keep_bias must be a number, got str"):
+        gates.make_adding_model("lstm", 8, 20, keep_bias="1")
+
+
 def test_run_adding_problem_short_run_learns_something():
     run = gates.run_adding_problem("lstm", 10, hidden_size=16, train_steps=60, seed=0, device="cpu")
     assert set(run) == {"model", "mse", "seconds", "history"}
