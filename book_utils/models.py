@@ -156,3 +156,25 @@ def make_step_classifier(
     """A :class:`StepClassifier` over ``make_recurrent(kind, ...)``."""
     recurrent = make_recurrent(kind, input_size, hidden_size, nonlinearity)
     return StepClassifier(recurrent, hidden_size, n_classes)
+
+# --- chapter 5: a regressor head for the adding problem ---
+
+
+class SequenceRegressor(nn.Module):
+    """Read a sequence, then predict one number from the last output: y = h_T v + c.
+
+    ``recurrent`` is any layer called like ``nn.RNN(batch_first=True)``, for
+    example ``nn.LSTM``, ``nn.GRU`` or :class:`book_utils.cells.ScratchLSTM`.
+    Returns predictions of shape (batch,).
+    """
+
+    def __init__(self, recurrent: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        check_type("recurrent", recurrent, nn.Module)
+        self.recurrent = recurrent
+        self.head = nn.Linear(check_int("hidden_size", hidden_size, minimum=1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        outputs, _ = self.recurrent(x)
+        return self.head(outputs[:, -1]).squeeze(-1)

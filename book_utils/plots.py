@@ -506,3 +506,55 @@ def draw_sequence_shapes() -> Figure:
     ax.text(centre[4], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
     ax.set_ylim(-0.4, 7.6)
     return fig
+
+# --- chapter 5: the LSTM cell diagram ---
+
+
+def draw_lstm_cell() -> Figure:
+    """The LSTM cell: the cell state c runs along the top as a straight path,
+    touched only by one multiplication (the forget gate f) and one addition
+    (the input gate i times the candidate g); the output gate o reads it out.
+    """
+    fig, ax = diagram_axes(11.6, 6.6, figsize=(10, 5.6))
+    op = (0.5, 0.5)
+    top, gate_y, bus_y = 5.4, 2.6, 1.1
+    # The cell state's path.
+    draw_box(ax, (0.8, top), "$c_{t-1}$", "state")
+    draw_box(ax, (2.9, top), r"$\times$", "state", size=op)
+    draw_box(ax, (5.6, top), "$+$", "state", size=op)
+    draw_box(ax, (10.8, top), "$c_t$", "state")
+    draw_arrow(ax, (1.25, top), (2.65, top))
+    draw_arrow(ax, (3.15, top), (5.35, top))
+    draw_arrow(ax, (5.85, top), (10.35, top))
+    ax.text(4.2, top + 0.45, "cell state: a linear path", ha="center", fontsize=DIAGRAM["font"] - 1)
+    # The gates read [h_{t-1}, x_t].
+    draw_box(ax, (0.8, bus_y), "$h_{t-1}$", "state")
+    draw_box(ax, (5.6, bus_y), r"$[\,h_{t-1},\ x_t\,]$", "input", size=(7.0, 0.5))
+    draw_box(ax, (5.6, -0.2), "$x_t$", "input")
+    draw_arrow(ax, (1.25, bus_y), (2.05, bus_y))
+    draw_arrow(ax, (5.6, 0.1), (5.6, bus_y - 0.25))
+    gates = (
+        (2.9, r"$f_t = \sigma$", "gate", "forget (keep)"),
+        (4.7, r"$i_t = \sigma$", "gate", "input (write)"),
+        (6.5, r"$g_t = \tanh$", "state", "candidate"),
+        (8.3, r"$o_t = \sigma$", "gate", "output (read)"),
+    )
+    for x, text, role, name in gates:
+        draw_arrow(ax, (x, bus_y + 0.25), (x, gate_y - 0.42))
+        draw_box(ax, (x, gate_y), f"{text}\n{name}", role, size=(1.65, 0.84))
+    # f scales the old state; i scales the candidate, and the product is added.
+    draw_arrow(ax, (2.9, gate_y + 0.42), (2.9, top - 0.25))
+    draw_box(ax, (5.6, 4.0), r"$\times$", "state", size=op)
+    draw_arrow(ax, (4.7, gate_y + 0.42), (5.4, 3.8))
+    draw_arrow(ax, (6.5, gate_y + 0.42), (5.8, 3.8))
+    draw_arrow(ax, (5.6, 4.25), (5.6, top - 0.25))
+    # The output gate reads tanh(c_t) into h_t.
+    draw_box(ax, (9.8, 4.2), r"$\tanh$", "state", size=(0.8, 0.5))
+    draw_arrow(ax, (9.8, top), (9.8, 4.45))
+    draw_box(ax, (9.8, 2.6), r"$\times$", "state", size=op)
+    draw_arrow(ax, (9.8, 3.95), (9.8, 2.85))
+    draw_arrow(ax, (9.12, gate_y), (9.55, gate_y))
+    draw_box(ax, (10.8, 1.1), "$h_t$", "output")
+    draw_arrow(ax, (9.95, 2.4), (10.6, 1.4))
+    ax.set_ylim(-0.6, 6.2)
+    return fig

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import torch
 
-from ._checks import check_float, check_int, check_tensor
+from ._checks import check_float, check_int, check_tensor, check_type
 
 
 # --- chapter 2: a task that needs memory ---
@@ -169,3 +169,47 @@ def random_crops(
     lengths = torch.randint(min_length, max_length + 1, (x.shape[0],), generator=g)
     keep = torch.arange(x.shape[1])[None, :] < lengths[:, None]
     return x * keep[:, :, None].to(x), lengths
+
+# --- chapter 5: the adding problem ---
+
+#: The MSE of always predicting the mean target, 1: the variance of a sum of two
+#: independent U[0, 1] values, 2 * 1/12 = 1/6.
+ADDING_BASELINE_MSE = 1.0 / 6.0
+
+
+def adding_problem(
+    n: int, steps: int, *, seed: int | None = 0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` sequences of the adding problem, each ``steps`` long.
+
+    Every step carries a pair (value, marker): the value is drawn from U[0, 1]
+    and the marker is 1 at exactly two positions and 0 elsewhere. One marked
+    position lies in the first half of the sequence and one in the second half,
+    so the first marked value must be remembered across at least ``steps // 2``
+    steps when the answer is read at the end. The target is the sum of the two
+    marked values; a model that always predicts its mean, 1, scores an MSE of
+    :data:`ADDING_BASELINE_MSE` = 1/6 ≈ 0.167.
+
+    Returns ``x`` of shape (n, steps, 2), float32, and ``y`` of shape (n,).
+    Pass either ``seed`` or a ``torch.Generator`` (which then wins) to draw the
+    numbers; the same seed gives the same data.
+    """
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=2)
+    if generator is None:
+        if seed is None:
+            raise ValueError("pass a seed or a generator, got neither")
+        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    else:
+        check_type("generator", generator, torch.Generator)
+    values = torch.rand(n, steps, generator=generator)
+    half = steps // 2
+    first = torch.randint(0, half, (n,), generator=generator)
+    second = torch.randint(half, steps, (n,), generator=generator)
+    markers = torch.zeros(n, steps)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    x = torch.stack([values, markers], dim=-1)
+    y = (values * markers).sum(dim=1)
+    return x, y

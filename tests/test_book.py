@@ -1,6 +1,5 @@
 """The book itself: configuration, stripped notebooks, and a build that fails on a failing cell."""
 
-import json
 import shutil
 import subprocess
 import sys

@@ -100,6 +100,7 @@ SAMPLES = {
     "draw_unrolled_rnn": lambda: plots.draw_unrolled_rnn(3, output="y"),
     "draw_cell_with_output": lambda: plots.draw_cell_with_output(3),
     "draw_sequence_shapes": lambda: plots.draw_sequence_shapes(),
+    "draw_lstm_cell": lambda: plots.draw_lstm_cell(),
     "draw_unrolled_classifier": lambda: plots.draw_unrolled_classifier(3),
     "draw_autograd_graph": lambda: plots.draw_autograd_graph(*_sample_autograd_graph()),
     "plot_state_gradients": lambda: plots.plot_state_gradients(

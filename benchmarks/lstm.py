@@ -1,0 +1,127 @@
+"""Chapter 5 benchmarks: the adding problem across seeds, and scratch LSTM speed.
+
+    python benchmarks/lstm.py                      # both parts
+    python benchmarks/lstm.py --part adding --seeds 0 1 2 --lengths 10 25 50 100 200
+    python benchmarks/lstm.py --part speed
+
+(a) Held-out MSE of nn.RNN, nn.LSTM and nn.GRU on the adding problem for each
+    sequence length T and seed, with the chapter's training budget. Predicting
+    the mean scores 1/6 ≈ 0.167; the target for the LSTM is an MSE <= 0.01.
+(b) Training time of a classifier on MNIST rows (28 steps of 28 pixels, 128
+    hidden units, Adam) with the scratch LSTM and with nn.LSTM, at batch 32
+    (the chapter's) and 64, and their ratio (target: at most 3x). The same for
+    the GRU, for information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from book_utils import cells, data, gates, models, tasks, training
+
+LSTM_TARGET_MSE = 0.01
+RATIO_TARGET = 3.0
+
+
+def adding_table(lengths: list[int], seeds: list[int], train_steps: int) -> pd.DataFrame:
+    rows = []
+    for T in lengths:
+        for kind in gates.ADDING_KINDS:
+            for seed in seeds:
+                run = gates.run_adding_problem(kind, T, train_steps=train_steps, seed=seed,
+                                               device="cpu")
+                rows.append({"T": T, "model": kind, "seed": seed, "mse": run["mse"],
+                             "seconds": run["seconds"]})
+                print(f"  T={T:>3} {kind:<4} seed {seed}: MSE {run['mse']:.4f} "
+                      f"({run['seconds']:.1f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def time_training(model: nn.Module, batches: list, repeats: int) -> float:
+    """Best-of-``repeats`` seconds for one pass of Adam steps over ``batches``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for x, y in batches:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def speed_table(batch_sizes: list[int], n_batches: int, repeats: int) -> pd.DataFrame:
+    mnist = data.load_mnist()
+    rows = []
+    for batch_size in batch_sizes:
+        loader, _ = data.mnist_loaders(mnist, batch_size=batch_size, seed=0)
+        batches = [batch for _, batch in zip(range(n_batches), loader)]
+        for name, make in (("scratch LSTM", lambda: cells.ScratchLSTM(28, 128)),
+                           ("nn.LSTM", lambda: nn.LSTM(28, 128, batch_first=True)),
+                           ("scratch GRU", lambda: cells.ScratchGRU(28, 128)),
+                           ("nn.GRU", lambda: nn.GRU(28, 128, batch_first=True))):
+            training.seed_everything(0)
+            model = models.SequenceClassifier(make(), 128, 10)
+            seconds = time_training(model, batches, repeats)
+            rows.append({"batch": batch_size, "layer": name, "steps": len(batches),
+                         "seconds": seconds, "ms / step": 1000 * seconds / len(batches)})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("adding", "speed", "both"), default="both")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100, 200])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=30, help="MNIST steps per timing")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    pd.set_option("display.width", 120)
+
+    if args.part in ("adding", "both"):
+        print(f"\n(a) adding problem: held-out MSE after {args.train_steps} steps "
+              f"(baseline {tasks.ADDING_BASELINE_MSE:.3f})")
+        runs = adding_table(args.lengths, args.seeds, args.train_steps)
+        table = runs.pivot_table(index="T", columns=["model", "seed"], values="mse")
+        print(table.round(4).to_string())
+        summary = runs.groupby(["T", "model"])["mse"].agg(["min", "median", "max"]).unstack()
+        print("\nMSE over seeds (min / median / max):")
+        print(summary.round(4).to_string())
+        seconds = runs.groupby("model")["seconds"].sum() / len(args.seeds)
+        print("\ntraining seconds per seed, all lengths:",
+              ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()),
+              f"(total {seconds.sum():.1f})")
+        lstm = runs[runs.model == "lstm"]
+        worst = lstm.mse.max()
+        print(f"LSTM worst MSE {worst:.4f}: "
+              f"{'meets' if worst <= LSTM_TARGET_MSE else 'MISSES'} the {LSTM_TARGET_MSE} target")
+        long_rnn = runs[(runs.model == "rnn") & (runs["T"] >= 50)].mse
+        if len(long_rnn):
+            print(f"RNN at T >= 50: MSE between {long_rnn.min():.4f} and {long_rnn.max():.4f} "
+                  f"(baseline {tasks.ADDING_BASELINE_MSE:.3f})")
+
+    if args.part in ("speed", "both"):
+        print(f"\n(b) training time on MNIST rows, hidden 128, best of {args.repeats}")
+        speed = speed_table(args.batch_sizes, args.batches, args.repeats)
+        print(speed.round(3).to_string(index=False))
+        for batch_size, group in speed.groupby("batch"):
+            s = group.set_index("layer")["seconds"]
+            ratio = s["scratch LSTM"] / s["nn.LSTM"]
+            print(f"batch {batch_size}: scratch LSTM / nn.LSTM {ratio:.2f}x "
+                  f"({'within' if ratio <= RATIO_TARGET else 'ABOVE'} the {RATIO_TARGET:.0f}x target); "
+                  f"scratch GRU / nn.GRU {s['scratch GRU'] / s['nn.GRU']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
