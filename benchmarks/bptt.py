@@ -78,7 +78,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed repetitions per size")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                         help="default: CUDA if available, else CPU")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = training.pick_device(args.device)
     print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} runs, forward + backward of loss and all five gradients")

@@ -85,7 +85,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="MNIST steps per timing")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     pd.set_option("display.width", 120)
 

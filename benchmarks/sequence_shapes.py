@@ -81,7 +81,9 @@ def seq2seq_row(seed: int, device: torch.device) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = training.pick_device()
     start = time.perf_counter()
     rows = []
