@@ -285,6 +285,15 @@ class SavedTensorMeter:
         self._hooks.__exit__(*exc)
 
 
+def _check_stream(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Streams ``x`` (batch, time, features) with one integer target per step in ``y``."""
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
+    if y.shape != x.shape[:2]:
+        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "
+                         f"got {tuple(y.shape)}")
+
+
 def _detach(state):
     """Cut the graph behind a state: the values stay, the history is dropped."""
     if isinstance(state, tuple):
@@ -307,11 +316,7 @@ def train_truncated(
     ``"loss"`` per update and the ``"seconds"`` of each epoch.
     """
     check_type("model", model, nn.Module)
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-    check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
-    if y.shape != x.shape[:2]:
-        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "
-                         f"got {tuple(y.shape)}")
+    _check_stream(x, y)
     window = check_int("window", window, minimum=1)
     check_type("optimizer", optimizer, torch.optim.Optimizer)
     epochs = check_int("epochs", epochs, minimum=1)
@@ -341,11 +346,7 @@ def stream_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ignore_i
     Steps whose target is ``ignore_index`` do not count.
     """
     check_type("model", model, nn.Module)
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-    check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
-    if y.shape != x.shape[:2]:
-        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "
-                         f"got {tuple(y.shape)}")
+    _check_stream(x, y)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

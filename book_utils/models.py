@@ -124,24 +124,16 @@ class ReadoutRNN(nn.Module):
 # --- chapter 4: a classifier at every step, for long streams read in chunks ---
 
 
-class StepClassifier(nn.Module):
+class StepClassifier(SequenceClassifier):
     """Classify every step of a sequence: logits_t = h_t V + c.
 
     ``forward(x, state=None)`` takes x of shape (batch, time, features) and the
     state the recurrent layer ended the previous chunk with (or ``None`` for
     zeros), and returns ``(logits, state)`` with logits of shape
     (batch, time, n_classes). Passing the state back in lets a long stream be
-    read one chunk at a time (truncated backpropagation through time).
+    read one chunk at a time (truncated backpropagation through time). It is
+    built like :class:`SequenceClassifier`, whose constructor it shares.
     """
-
-    def __init__(self, recurrent: nn.Module, hidden_size: int, n_classes: int) -> None:
-        super().__init__()
-        check_type("recurrent", recurrent, nn.Module)
-        self.recurrent = recurrent
-        self.head = nn.Linear(
-            check_int("hidden_size", hidden_size, minimum=1),
-            check_int("n_classes", n_classes, minimum=2),
-        )
 
     def forward(self, x: torch.Tensor, state=None):
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
