@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import training
 from ._checks import check_int, check_tensor, check_type
 from .cells import ScratchRNN
 
@@ -331,9 +332,7 @@ def train_truncated(
             logits, state = model(x[:, begin:begin + window], state)
             state = _detach(state)  # without this, backward would run into the previous chunk
             loss = loss_fn(logits.flatten(0, 1), y[:, begin:begin + window].flatten())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            training.update(model, loss, optimizer)
             history["loss"].append(loss.item())
         history["seconds"].append(time.perf_counter() - start)
     return history

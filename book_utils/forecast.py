@@ -21,6 +21,7 @@ import time
 import torch
 from torch import nn
 
+from . import training
 from ._checks import check_float, check_int, check_tensor, check_type
 
 
@@ -175,11 +176,7 @@ def train_forecaster(
     for _ in range(steps):
         index = torch.randint(0, len(inputs), (batch_size,), generator=generator).to(device)
         loss = nn.functional.mse_loss(model(inputs[index])[0], targets[index])
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        schedule.step()
+        training.update(model, loss, optimizer, clip_norm=clip_norm, scheduler=schedule)
         history["step_loss"].append(loss.item())
     history["seconds"].append(time.perf_counter() - start)
     model.eval()

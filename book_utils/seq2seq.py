@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import training
 from ._checks import check_float, check_int, check_tensor, check_type
 
 # --------------------------------------------------------------- lengths and masks
@@ -362,11 +363,7 @@ def train_encoder_decoder(
         target = target_ids[index, : int(out_lengths.max())].to(device)
         logits = model(source, lengths, shift_right(target))
         loss = masked_cross_entropy(logits, target, out_lengths.to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        schedule.step()
+        training.update(model, loss, optimizer, clip_norm=clip_norm, scheduler=schedule)
         history["step_loss"].append(loss.item())
     history["seconds"].append(time.perf_counter() - start)
     model.eval()

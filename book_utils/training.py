@@ -56,6 +56,40 @@ def _is_classification(outputs: torch.Tensor, targets: torch.Tensor) -> bool:
     return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
 
 
+def update(
+    model: nn.Module,
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    clip_norm: float | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> float:
+    """One optimiser step on ``loss``; returns the gradient norm before clipping.
+
+    Zeroes the gradients, backpropagates, rescales them to at most ``clip_norm``
+    (``torch.nn.utils.clip_grad_norm_``) when given, steps the optimiser, then
+    the scheduler. Every training loop in the book takes its steps through here.
+    """
+    check_type("model", model, nn.Module)
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise ValueError(f"loss must be a scalar tensor, got {type(loss).__name__}"
+                         + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""))
+    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    if clip_norm is not None:
+        check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    if scheduler is not None:
+        check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
+    optimizer.zero_grad()
+    loss.backward()
+    # With max_norm=inf this only measures the norm.
+    max_norm = float("inf") if clip_norm is None else clip_norm
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return grad_norm.item()
+
+
 def evaluate(
     model: nn.Module,
     loader: Iterable,
@@ -138,7 +172,6 @@ def fit(
         for key in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                     "seconds", "step_loss", "step_grad_norm")
     }
-    max_norm = float("inf") if clip_norm is None else clip_norm
     for epoch in range(1, epochs + 1):
         model.train()
         start = time.perf_counter()
@@ -147,15 +180,9 @@ def fit(
             x, y = x.to(device), y.to(device)
             outputs = model(x)
             loss = loss_fn(outputs, y)
-            optimizer.zero_grad()
-            loss.backward()
-            # With max_norm=inf this only measures the norm, which the history keeps.
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            grad_norm = update(model, loss, optimizer, clip_norm=clip_norm, scheduler=scheduler)
             history["step_loss"].append(loss.item())
-            history["step_grad_norm"].append(grad_norm.item())
+            history["step_grad_norm"].append(grad_norm)
             total_loss += loss.item() * len(y)
             if _is_classification(outputs, y):
                 classification = True

@@ -203,3 +203,36 @@ def test_state_gradient_norms_errors():
         gradients.state_gradient_norms(cell, torch.zeros(1, 0, 2), lambda o: o.sum())
     with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
         gradients.state_gradient_norms(cell, torch.zeros(1, 2, 2), lambda o: o)
+
+
+def test_update_takes_one_step_and_reports_the_unclipped_norm():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    loss = nn.functional.mse_loss(model(x), y)
+    expected_norm = torch.sqrt(sum((g ** 2).sum() for g in torch.autograd.grad(loss, model.parameters(),
+                                                                               retain_graph=True)))
+    before = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    norm = training.update(model, loss, optimizer, clip_norm=1e-3, scheduler=scheduler)
+    assert norm == pytest.approx(expected_norm.item(), rel=1e-5)
+    step = (model.weight.detach() - before).norm().item()
+    assert step <= 0.1 * 1e-3 + 1e-7  # the clipped gradient, times the learning rate
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_update_errors():
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(torch.ones(3, 2)).sum()
+    with pytest.raises(ValueError, match=r"loss must be a scalar tensor, got Tensor of shape \(3, 1\)"):
+        training.update(model, model(torch.ones(3, 2)), optimizer)
+    with pytest.raises(ValueError, match="loss must be a scalar tensor, got float"):
+        training.update(model, 1.0, optimizer)
+    with pytest.raises(TypeError, match="optimizer must be Optimizer, got NoneType"):
+        training.update(model, loss, None)
+    with pytest.raises(ValueError, match="clip_norm must be > 0.0, got -1.0"):
+        training.update(model, loss, optimizer, clip_norm=-1.0)
+    with pytest.raises(TypeError, match="scheduler must be LRScheduler, got str"):
+        training.update(model, loss, optimizer, scheduler="cosine")
