@@ -20,7 +20,7 @@ import time
 import torch
 from torch.nn import functional as F
 
-from book_utils import bptt, models, training
+from book_utils import bptt, models, session
 
 SIZES = [  # (batch, steps, features, hidden)
     (32, 28, 28, 64),
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = training.pick_device(args.device)
+    device = session.pick_device(args.device)
     print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} runs, forward + backward of loss and all five gradients")
     rows = [measure(*size, args.repeats, device) for size in SIZES]

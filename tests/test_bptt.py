@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from book_utils import bptt, cells, gradients, models, plots, tasks
+from book_utils import bptt, cells, models, plots, training
 
 
 def float64_classifier(kind: str = "rnn", F_in: int = 5, H: int = 7, C: int = 4, seed: int = 0):
@@ -94,7 +94,7 @@ def test_state_gradients_match_state_gradient_norms():
     cell = cells.RNNCell(5, 7).double()
     cell.copy_from(model.recurrent)
     loss_fn = lambda out: F.cross_entropy(out[:, -1] @ params["V"] + params["c"], y)
-    expected = gradients.state_gradient_norms(cell, x, loss_fn)["h"]
+    expected = cells.state_gradient_norms(cell, x, loss_fn)["h"]
     torch.testing.assert_close(grads["h"].norm(dim=-1).mean(dim=0), expected, rtol=1e-10, atol=0)
 
 
@@ -204,7 +204,7 @@ def test_autograd_graph_counts_shared_parameter_uses():
 
 def test_saved_tensor_meter_grows_linearly_with_steps():
     torch.manual_seed(0)
-    model = models.make_step_classifier("rnn", input_size=2, hidden_size=8, n_classes=2)
+    model = bptt.make_step_classifier("rnn", input_size=2, hidden_size=8, n_classes=2)
     sizes = []
     for steps in (10, 20, 40):
         with bptt.SavedTensorMeter(exclude=model.parameters()) as meter:
@@ -222,23 +222,23 @@ def test_saved_tensor_meter_grows_linearly_with_steps():
 
 
 def test_echo_stream_targets_and_errors():
-    x, y = tasks.echo_stream(3, 12, lag=4, n_symbols=3, seed=5)
+    x, y = bptt.echo_stream(3, 12, lag=4, n_symbols=3, seed=5)
     assert x.shape == (3, 12, 3) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert torch.equal(x.sum(dim=-1), torch.ones(3, 12))
-    assert torch.equal(y[:, :4], torch.full((3, 4), tasks.IGNORE_INDEX))
+    assert torch.equal(y[:, :4], torch.full((3, 4), training.IGNORE_INDEX))
     assert torch.equal(y[:, 4:], x.argmax(dim=-1)[:, :8])
-    assert torch.equal(tasks.echo_stream(3, 12, lag=4, n_symbols=3, seed=5)[1], y)
+    assert torch.equal(bptt.echo_stream(3, 12, lag=4, n_symbols=3, seed=5)[1], y)
     with pytest.raises(ValueError, match="lag must be smaller than length=5, got lag=5"):
-        tasks.echo_stream(2, 5, lag=5)
+        bptt.echo_stream(2, 5, lag=5)
     with pytest.raises(ValueError, match="n_symbols must be >= 2, got 1"):
-        tasks.echo_stream(2, 5, lag=1, n_symbols=1)
+        bptt.echo_stream(2, 5, lag=1, n_symbols=1)
     with pytest.raises(TypeError, match="lag must be an int, got float"):
-        tasks.echo_stream(2, 5, lag=1.0)
+        bptt.echo_stream(2, 5, lag=1.0)
 
 
 def test_step_classifier_carries_state_across_chunks():
     torch.manual_seed(0)
-    model = models.make_step_classifier("gru", input_size=2, hidden_size=5, n_classes=3)
+    model = bptt.make_step_classifier("gru", input_size=2, hidden_size=5, n_classes=3)
     x = torch.randn(2, 8, 2)
     whole, _ = model(x)
     first, state = model(x[:, :5])
@@ -250,9 +250,9 @@ def test_step_classifier_carries_state_across_chunks():
 
 
 def test_train_truncated_makes_one_update_per_chunk_and_learns():
-    x, y = tasks.echo_stream(16, 600, lag=1, seed=0)
+    x, y = bptt.echo_stream(16, 600, lag=1, seed=0)
     torch.manual_seed(0)
-    model = models.make_step_classifier("rnn", input_size=2, hidden_size=16, n_classes=2)
+    model = bptt.make_step_classifier("rnn", input_size=2, hidden_size=16, n_classes=2)
     before = bptt.stream_accuracy(model, x, y)
     history = bptt.train_truncated(model, x, y, window=7, epochs=2,
                                    optimizer=torch.optim.Adam(model.parameters(), lr=1e-2))
@@ -261,8 +261,8 @@ def test_train_truncated_makes_one_update_per_chunk_and_learns():
 
 
 def test_train_truncated_and_stream_accuracy_reject_bad_arguments():
-    x, y = tasks.echo_stream(2, 10, lag=1)
-    model = models.make_step_classifier("rnn", input_size=2, hidden_size=4, n_classes=2)
+    x, y = bptt.echo_stream(2, 10, lag=1)
+    model = bptt.make_step_classifier("rnn", input_size=2, hidden_size=4, n_classes=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="window must be >= 1, got 0"):
         bptt.train_truncated(model, x, y, window=0, optimizer=opt)
@@ -282,20 +282,20 @@ def test_train_truncated_and_stream_accuracy_reject_bad_arguments():
 def test_chapter4_plots_draw_and_validate():
     nodes = [{"id": 0, "op": "SumBackward0", "label": "Sum"},
              {"id": 1, "op": "AccumulateGrad", "label": "w"}]
-    for fig in (plots.draw_unrolled_classifier(4),
-                plots.draw_autograd_graph(nodes, [(0, 1)]),
-                plots.plot_state_gradients({"a": torch.tensor([1e-3, 1e-2, 0.0])}),
-                plots.plot_step_history({"run": {"step_loss": [1.0, float("nan")],
+    for fig in (bptt.draw_unrolled_classifier(4),
+                bptt.draw_autograd_graph(nodes, [(0, 1)]),
+                bptt.plot_state_gradients({"a": torch.tensor([1e-3, 1e-2, 0.0])}),
+                bptt.plot_step_history({"run": {"step_loss": [1.0, float("nan")],
                                                  "step_grad_norm": [2.0, float("inf")]}})):
         assert len(fig.axes) >= 1
         plt.close(fig)
     with pytest.raises(ValueError, match="steps must be at most 6 to stay readable, got 7"):
-        plots.draw_unrolled_classifier(7)
+        bptt.draw_unrolled_classifier(7)
     with pytest.raises(ValueError, match=r"edges must join node indices in \[0, 1\], got \(0, 2\)"):
-        plots.draw_autograd_graph(nodes, [(0, 2)])
+        bptt.draw_autograd_graph(nodes, [(0, 2)])
     with pytest.raises(ValueError, match="nodes is empty"):
-        plots.draw_autograd_graph([], [])
+        bptt.draw_autograd_graph([], [])
     with pytest.raises(ValueError, match="curves is empty"):
-        plots.plot_state_gradients({})
+        bptt.plot_state_gradients({})
     with pytest.raises(ValueError, match=r"histories\['r'\] must have 'step_loss' and 'step_grad_norm'"):
-        plots.plot_step_history({"r": {"step_loss": []}})
+        bptt.plot_step_history({"r": {"step_loss": []}})

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from book_utils import cells
+from book_utils import cells, lstm_gates
 
 B, T, F, H = 3, 5, 4, 6
 
@@ -28,21 +28,21 @@ def test_lstm_gates_follow_the_equations():
     torch.manual_seed(1)
     x_t, h = torch.randn(B, F), torch.randn(B, H)
     W_x, W_h, b = torch.randn(F, 4 * H), torch.randn(H, 4 * H), torch.randn(4 * H)
-    gate = cells.lstm_gates(x_t, h, W_x, W_h, b)
+    gate = lstm_gates.lstm_gates(x_t, h, W_x, W_h, b)
     assert list(gate) == ["i", "f", "g", "o"]
     cols = {name: slice(k * H, (k + 1) * H) for k, name in enumerate("ifgo")}
     for name, act in (("i", torch.sigmoid), ("f", torch.sigmoid), ("g", torch.tanh), ("o", torch.sigmoid)):
         s = cols[name]
         torch.testing.assert_close(gate[name], act(x_t @ W_x[:, s] + h @ W_h[:, s] + b[s]))
     c_prev = torch.randn(B, H)
-    h_t, c_t, same = cells.lstm_step(x_t, h, c_prev, W_x, W_h, b)
+    h_t, c_t, same = lstm_gates.lstm_step(x_t, h, c_prev, W_x, W_h, b)
     torch.testing.assert_close(c_t, gate["f"] * c_prev + gate["i"] * gate["g"])
     torch.testing.assert_close(h_t, gate["o"] * torch.tanh(c_t))
     assert same.keys() == gate.keys()
 
 
 def test_lstm_cell_shapes_and_zero_state():
-    cell = cells.LSTMCell(F, H)
+    cell = lstm_gates.LSTMCell(F, H)
     assert cell.W_x.shape == (F, 4 * H) and cell.W_h.shape == (H, 4 * H) and cell.b.shape == (4 * H,)
     x_t = torch.randn(B, F)
     h, c = cell(x_t)
@@ -58,7 +58,7 @@ def test_lstm_cell_shapes_and_zero_state():
 
 
 def test_lstm_gate_slice_picks_the_forget_block():
-    cell = cells.LSTMCell(F, H)
+    cell = lstm_gates.LSTMCell(F, H)
     assert cell.gate_slice("f") == slice(H, 2 * H)
     assert cell.gate_slice("o") == slice(3 * H, 4 * H)
     with pytest.raises(ValueError, match=r"gate must be one of \('i', 'f', 'g', 'o'\), got 'z'"):
@@ -67,7 +67,7 @@ def test_lstm_gate_slice_picks_the_forget_block():
 
 @pytest.mark.parametrize("target", ["layer", "cell"])
 def test_lstm_matches_torch_outputs_states_and_gradients(x, target):
-    scratch = cells.ScratchLSTM(F, H)
+    scratch = lstm_gates.ScratchLSTM(F, H)
     torch_module = nn.LSTM(F, H, batch_first=True) if target == "layer" else nn.LSTMCell(F, H)
     scratch.cell.copy_to(torch_module)
     out, (h_n, c_n) = scratch(x)
@@ -96,17 +96,17 @@ def test_lstm_matches_torch_outputs_states_and_gradients(x, target):
 def test_lstm_copy_from_sums_the_two_biases_and_round_trips(x):
     torch.manual_seed(2)
     reference = nn.LSTM(F, H, batch_first=True)
-    cell = cells.LSTMCell(F, H)
+    cell = lstm_gates.LSTMCell(F, H)
     cell.copy_from(reference)
     torch.testing.assert_close(cell.b, reference.bias_ih_l0 + reference.bias_hh_l0)
     torch.testing.assert_close(cell.W_x, reference.weight_ih_l0.T)
-    layer = cells.ScratchLSTM(F, H)
+    layer = lstm_gates.ScratchLSTM(F, H)
     layer.cell = cell
     torch.testing.assert_close(layer(x)[0], reference(x)[0])
 
 
 def test_scratch_lstm_accepts_an_initial_state(x):
-    scratch = cells.ScratchLSTM(F, H)
+    scratch = lstm_gates.ScratchLSTM(F, H)
     reference = nn.LSTM(F, H, batch_first=True)
     scratch.cell.copy_to(reference)
     h0, c0 = torch.randn(1, B, H), torch.randn(1, B, H)
@@ -117,11 +117,11 @@ def test_scratch_lstm_accepts_an_initial_state(x):
 
 
 def test_lstm_cell_errors():
-    cell = cells.LSTMCell(F, H)
+    cell = lstm_gates.LSTMCell(F, H)
     with pytest.raises(TypeError, match="hidden_size must be an int, got float"):
-        cells.LSTMCell(F, 2.0)
+        lstm_gates.LSTMCell(F, 2.0)
     with pytest.raises(ValueError, match="input_size must be >= 1, got 0"):
-        cells.LSTMCell(0, H)
+        lstm_gates.LSTMCell(0, H)
     with pytest.raises(ValueError, match=r"x_t must have shape \(batch, input_size\), got \(3, 5, 4\)"):
         cell(torch.randn(B, T, F))
     with pytest.raises(ValueError, match=r"x_t must have 4 features, got shape \(3, 7\)"):
@@ -135,7 +135,7 @@ def test_lstm_cell_errors():
 
 
 def test_lstm_copy_errors():
-    cell = cells.LSTMCell(F, H)
+    cell = lstm_gates.LSTMCell(F, H)
     with pytest.raises(TypeError, match="module must be LSTM or LSTMCell, got GRU"):
         cell.copy_to(nn.GRU(F, H))
     with pytest.raises(ValueError, match="single-layer, one-directional LSTM .* num_layers=2"):
@@ -149,7 +149,7 @@ def test_lstm_copy_errors():
 
 
 def test_scratch_lstm_state_errors(x):
-    layer = cells.ScratchLSTM(F, H)
+    layer = lstm_gates.ScratchLSTM(F, H)
     with pytest.raises(TypeError, match=r"state must be a tuple \(h0, c0\) or None, got Tensor"):
         layer(x, torch.zeros(1, B, H))
     with pytest.raises(ValueError, match=r"h0 must have shape \(1, batch, hidden\), got \(3, 6\)"):
@@ -166,19 +166,19 @@ def test_gru_gates_follow_the_equations():
     x_t, h = torch.randn(B, F), torch.randn(B, H)
     W_x, W_h = torch.randn(F, 3 * H), torch.randn(H, 3 * H)
     b_x, b_h = torch.randn(3 * H), torch.randn(3 * H)
-    gate = cells.gru_gates(x_t, h, W_x, W_h, b_x, b_h)
+    gate = lstm_gates.gru_gates(x_t, h, W_x, W_h, b_x, b_h)
     r, z, n = (slice(k * H, (k + 1) * H) for k in range(3))
     torch.testing.assert_close(gate["r"], torch.sigmoid(x_t @ W_x[:, r] + b_x[r] + h @ W_h[:, r] + b_h[r]))
     torch.testing.assert_close(gate["z"], torch.sigmoid(x_t @ W_x[:, z] + b_x[z] + h @ W_h[:, z] + b_h[z]))
     torch.testing.assert_close(
         gate["n"], torch.tanh(x_t @ W_x[:, n] + b_x[n] + gate["r"] * (h @ W_h[:, n] + b_h[n])))
-    h_t, _ = cells.gru_step(x_t, h, W_x, W_h, b_x, b_h)
+    h_t, _ = lstm_gates.gru_step(x_t, h, W_x, W_h, b_x, b_h)
     torch.testing.assert_close(h_t, (1 - gate["z"]) * gate["n"] + gate["z"] * h)
 
 
 @pytest.mark.parametrize("target", ["layer", "cell"])
 def test_gru_matches_torch_outputs_states_and_gradients(x, target):
-    scratch = cells.ScratchGRU(F, H)
+    scratch = lstm_gates.ScratchGRU(F, H)
     torch_module = nn.GRU(F, H, batch_first=True) if target == "layer" else nn.GRUCell(F, H)
     with torch.no_grad():  # distinct biases, so swapping b_x and b_h would be caught
         scratch.cell.b_h.add_(torch.linspace(-1, 1, 3 * H))
@@ -204,7 +204,7 @@ def test_gru_matches_torch_outputs_states_and_gradients(x, target):
 
 def test_gru_copy_from_round_trips(x):
     reference = nn.GRU(F, H, batch_first=True)
-    layer = cells.ScratchGRU(F, H)
+    layer = lstm_gates.ScratchGRU(F, H)
     layer.cell.copy_from(reference)
     torch.testing.assert_close(layer.cell.b_h, reference.bias_hh_l0)
     h0 = torch.randn(1, B, H)
@@ -212,7 +212,7 @@ def test_gru_copy_from_round_trips(x):
 
 
 def test_gru_cell_return_gates_and_errors():
-    cell = cells.GRUCell(F, H)
+    cell = lstm_gates.GRUCell(F, H)
     h, gate = cell(torch.randn(B, F), return_gates=True)
     assert h.shape == (B, H) and list(gate) == ["r", "z", "n"]
     assert cell.gate_slice("n") == slice(2 * H, 3 * H)
@@ -223,4 +223,4 @@ def test_gru_cell_return_gates_and_errors():
     with pytest.raises(ValueError, match="bidirectional=True"):
         cell.copy_from(nn.GRU(F, H, bidirectional=True))
     with pytest.raises(ValueError, match=r"h0 must have shape \(1, batch, hidden\), got \(3, 6\)"):
-        cells.ScratchGRU(F, H)(torch.randn(B, T, F), torch.zeros(B, H))
+        lstm_gates.ScratchGRU(F, H)(torch.randn(B, T, F), torch.zeros(B, H))

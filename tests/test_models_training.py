@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from book_utils import cells, gradients, models, training
+from book_utils import cells, models, session, training
 
 
 def toy_loader(n=64, steps=5, features=3, seed=0, batch_size=16):
@@ -55,20 +55,20 @@ def test_model_errors():
 
 
 def test_seed_everything_repeats_runs():
-    training.seed_everything(123)
+    session.seed_everything(123)
     a = torch.randn(3)
-    training.seed_everything(123)
+    session.seed_everything(123)
     torch.testing.assert_close(a, torch.randn(3))
 
 
 def test_pick_device():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert training.pick_device().type == expected
-    assert training.pick_device("cpu").type == "cpu"
+    assert session.pick_device().type == expected
+    assert session.pick_device("cpu").type == "cpu"
 
 
 def test_fit_learns_and_records_history(capsys):
-    training.seed_everything(0)
+    session.seed_everything(0)
     model = models.make_classifier("rnn", input_size=3, hidden_size=8, n_classes=2)
     loader = toy_loader()
     before = training.evaluate(model, loader)
@@ -86,7 +86,7 @@ def test_fit_learns_and_records_history(capsys):
 
 
 def test_fit_clips_gradients_and_steps_the_scheduler():
-    training.seed_everything(0)
+    session.seed_everything(0)
     model = models.make_classifier("rnn", input_size=3, hidden_size=8, n_classes=2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
@@ -118,7 +118,7 @@ def test_evaluate_regression_has_no_accuracy():
 
 
 def test_train_classifier_recipe():
-    training.seed_everything(0)
+    session.seed_everything(0)
     model = models.make_classifier("gru", input_size=3, hidden_size=8, n_classes=2)
     history = training.train_classifier(model, toy_loader(), epochs=10, lr=0.02, val_loader=toy_loader(seed=1),
                                         verbose=False)
@@ -134,20 +134,20 @@ def test_training_errors():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = toy_loader()
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
-        training.seed_everything(-1)
+        session.seed_everything(-1)
     with pytest.raises(ValueError, match="prefer must be 'cpu', 'cuda' or None, got 'tpu'"):
-        training.pick_device("tpu")
+        session.pick_device("tpu")
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         training.fit(model, loader, epochs=0, optimizer=optimizer)
     with pytest.raises(TypeError, match="optimizer must be Optimizer, got str"):
         training.fit(model, loader, epochs=1, optimizer="adam")
-    with pytest.raises(TypeError, match="train_loader must be iterable over \\(x, y\\) batches, got int"):
+    with pytest.raises(TypeError, match="batches must be iterable over \\(x, y\\) batches, got int"):
         training.fit(model, 5, epochs=1, optimizer=optimizer)
     with pytest.raises(ValueError, match="clip_norm must be > 0.0, got 0.0"):
         training.fit(model, loader, epochs=1, optimizer=optimizer, clip_norm=0)
     with pytest.raises(TypeError, match="scheduler must be LRScheduler, got int"):
         training.fit(model, loader, epochs=1, optimizer=optimizer, scheduler=3)
-    with pytest.raises(ValueError, match="train_loader yielded no examples"):
+    with pytest.raises(ValueError, match="batches yielded no examples"):
         training.fit(model, [], epochs=1, optimizer=optimizer, verbose=False)
     with pytest.raises(ValueError, match="loader yielded no examples"):
         training.evaluate(model, [])
@@ -169,7 +169,7 @@ def test_state_gradient_norms_match_autograd_and_decay():
     with torch.no_grad():
         cell.W_hh.mul_(0.5)  # a contracting recurrence: gradients shrink going back in time
     x = torch.randn(4, 12, 3, dtype=torch.float64)
-    norms = gradients.state_gradient_norms(cell, x, lambda out: out[:, -1].sum())
+    norms = cells.state_gradient_norms(cell, x, lambda out: out[:, -1].sum())
     assert set(norms) == {"h"} and norms["h"].shape == (12,)
     # dL/dh_T of sum(h_T) is all ones: norm sqrt(hidden) for every example.
     assert norms["h"][-1].item() == pytest.approx(5 ** 0.5)
@@ -185,7 +185,7 @@ def test_state_gradient_norms_match_autograd_and_decay():
 
 def test_state_gradient_norms_for_lstm_pairs():
     lstm = nn.LSTMCell(2, 4)
-    norms = gradients.state_gradient_norms(lambda x_t, s: lstm(x_t, s), torch.randn(3, 6, 2),
+    norms = cells.state_gradient_norms(lambda x_t, s: lstm(x_t, s), torch.randn(3, 6, 2),
                                            lambda out: out.pow(2).mean())
     assert set(norms) == {"h", "c"} and norms["c"].shape == (6,)
     assert (norms["h"] > 0).all()
@@ -194,15 +194,15 @@ def test_state_gradient_norms_for_lstm_pairs():
 def test_state_gradient_norms_errors():
     cell = cells.RNNCell(2, 3)
     with pytest.raises(TypeError, match="cell must be callable, got str"):
-        gradients.state_gradient_norms("rnn", torch.zeros(1, 2, 2), lambda o: o.sum())
+        cells.state_gradient_norms("rnn", torch.zeros(1, 2, 2), lambda o: o.sum())
     with pytest.raises(TypeError, match="loss_fn must be callable, got int"):
-        gradients.state_gradient_norms(cell, torch.zeros(1, 2, 2), 0)
+        cells.state_gradient_norms(cell, torch.zeros(1, 2, 2), 0)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(2, 2\)"):
-        gradients.state_gradient_norms(cell, torch.zeros(2, 2), lambda o: o.sum())
+        cells.state_gradient_norms(cell, torch.zeros(2, 2), lambda o: o.sum())
     with pytest.raises(ValueError, match="x must have at least one time step"):
-        gradients.state_gradient_norms(cell, torch.zeros(1, 0, 2), lambda o: o.sum())
+        cells.state_gradient_norms(cell, torch.zeros(1, 0, 2), lambda o: o.sum())
     with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
-        gradients.state_gradient_norms(cell, torch.zeros(1, 2, 2), lambda o: o)
+        cells.state_gradient_norms(cell, torch.zeros(1, 2, 2), lambda o: o)
 
 
 def test_update_takes_one_step_and_reports_the_unclipped_norm():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from book_utils import plots
+from book_utils import plots, recurrent_neurons
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def test_plot_history_without_accuracy_has_one_panel():
 
 def test_plot_digit_rows_shows_image_and_transposed_sequence():
     image = torch.arange(28 * 28, dtype=torch.float32).reshape(28, 28)
-    fig = plots.plot_digit_rows(image, label=7)
+    fig = recurrent_neurons.plot_digit_rows(image, label=7)
     left, right = fig.axes
     np.testing.assert_array_equal(left.images[0].get_array(), image.numpy())
     np.testing.assert_array_equal(right.images[0].get_array(), image.numpy().T)
@@ -59,7 +59,7 @@ def test_plot_digit_rows_shows_image_and_transposed_sequence():
 
 
 def test_unrolled_rnn_diagram_has_one_node_per_step():
-    fig = plots.draw_unrolled_rnn(steps=4, output="y")
+    fig = recurrent_neurons.draw_unrolled_rnn(steps=4, output="y")
     texts = [t.get_text() for t in fig.axes[0].texts]
     for t in range(4):
         assert f"$h_{{{t}}}$" in texts and f"$x_{{{t}}}$" in texts and f"$y_{{{t}}}$" in texts
@@ -74,13 +74,13 @@ def test_plot_errors():
     with pytest.raises(ValueError, match="history is empty"):
         plots.plot_history({"epoch": [], "train_loss": []})
     with pytest.raises(ValueError, match=r"image must be 2-D, got shape \(1, 28, 28\)"):
-        plots.plot_digit_rows(np.zeros((1, 28, 28)))
+        recurrent_neurons.plot_digit_rows(np.zeros((1, 28, 28)))
     with pytest.raises(TypeError, match="image must be a torch.Tensor or numpy.ndarray, got list"):
-        plots.plot_digit_rows([[0.0]])
+        recurrent_neurons.plot_digit_rows([[0.0]])
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
-        plots.draw_unrolled_rnn(steps=0)
+        recurrent_neurons.draw_unrolled_rnn(steps=0)
     with pytest.raises(ValueError, match="steps must be at most 8 to stay readable, got 9"):
-        plots.draw_unrolled_rnn(steps=9)
+        recurrent_neurons.draw_unrolled_rnn(steps=9)
     fig, ax = plots.diagram_axes(2, 2)
     with pytest.raises(ValueError, match="role must be one of .* got 'edge'"):
         plots.draw_box(ax, (1, 1), "x", role="edge")

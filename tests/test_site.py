@@ -29,7 +29,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-from book_utils import plots  # noqa: E402
+from book_utils import bptt, cells, lstm_gates, memory_cells, plots, recurrent_neurons, sequence_shapes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -96,16 +96,16 @@ HISTORY = {
 # One example call for every public function of book_utils.plots that returns a Figure.
 SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
-    "plot_digit_rows": lambda: plots.plot_digit_rows(torch.rand(28, 28), label=3),
-    "draw_unrolled_rnn": lambda: plots.draw_unrolled_rnn(3, output="y"),
-    "draw_cell_with_output": lambda: plots.draw_cell_with_output(3),
-    "draw_sequence_shapes": lambda: plots.draw_sequence_shapes(),
-    "draw_lstm_cell": lambda: plots.draw_lstm_cell(),
-    "draw_unrolled_classifier": lambda: plots.draw_unrolled_classifier(3),
-    "draw_autograd_graph": lambda: plots.draw_autograd_graph(*_sample_autograd_graph()),
-    "plot_state_gradients": lambda: plots.plot_state_gradients(
+    "plot_digit_rows": lambda: recurrent_neurons.plot_digit_rows(torch.rand(28, 28), label=3),
+    "draw_unrolled_rnn": lambda: recurrent_neurons.draw_unrolled_rnn(3, output="y"),
+    "draw_cell_with_output": lambda: memory_cells.draw_cell_with_output(3),
+    "draw_sequence_shapes": lambda: sequence_shapes.draw_sequence_shapes(),
+    "draw_lstm_cell": lambda: lstm_gates.draw_lstm_cell(),
+    "draw_unrolled_classifier": lambda: bptt.draw_unrolled_classifier(3),
+    "draw_autograd_graph": lambda: bptt.draw_autograd_graph(*_sample_autograd_graph()),
+    "plot_state_gradients": lambda: bptt.plot_state_gradients(
         {"tanh": torch.logspace(-3, 0, 20), "relu": torch.logspace(-5, 0, 20)}),
-    "plot_step_history": lambda: plots.plot_step_history(
+    "plot_step_history": lambda: bptt.plot_step_history(
         {"no clipping": {"step_loss": [2.0, 1.5, float("nan")], "step_grad_norm": [1.0, 50.0, float("nan")]},
          "clipped": {"step_loss": [2.0, 1.2, 0.9], "step_grad_norm": [1.0, 3.0, 0.8]}}),
 }
@@ -173,7 +173,7 @@ def test_plot_functions_label_axes_and_use_the_palette(name: str) -> None:
 
 
 def test_diagrams_draw_on_blank_canvas_in_role_colours() -> None:
-    fig = plots.draw_unrolled_rnn(2, output="y")
+    fig = recurrent_neurons.draw_unrolled_rnn(2, output="y")
     try:
         (ax,) = fig.axes
         assert not ax.axison, "diagrams have no axes"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from book_utils import cells, gates, models, tasks
+from book_utils import cells, data, lstm_gates, models
 
 F, H = 3, 5
 
@@ -16,7 +16,7 @@ F, H = 3, 5
 
 
 def test_adding_problem_shapes_markers_and_targets():
-    x, y = tasks.adding_problem(200, 20, seed=1)
+    x, y = data.adding_problem(200, 20, seed=1)
     assert x.shape == (200, 20, 2) and y.shape == (200,) and x.dtype == torch.float32
     values, markers = x[..., 0], x[..., 1]
     assert ((values >= 0) & (values <= 1)).all()
@@ -26,24 +26,24 @@ def test_adding_problem_shapes_markers_and_targets():
 
 
 def test_adding_problem_is_seeded_and_its_baseline_is_one_sixth():
-    x1, y1 = tasks.adding_problem(50, 8, seed=3)
-    x2, y2 = tasks.adding_problem(50, 8, generator=torch.Generator().manual_seed(3))
+    x1, y1 = data.adding_problem(50, 8, seed=3)
+    x2, y2 = data.adding_problem(50, 8, generator=torch.Generator().manual_seed(3))
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
-    assert not torch.equal(tasks.adding_problem(50, 8, seed=4)[0], x1)
-    assert tasks.ADDING_BASELINE_MSE == pytest.approx(1 / 6)
-    _, y = tasks.adding_problem(100_000, 4, seed=0)
+    assert not torch.equal(data.adding_problem(50, 8, seed=4)[0], x1)
+    assert data.ADDING_BASELINE_MSE == pytest.approx(1 / 6)
+    _, y = data.adding_problem(100_000, 4, seed=0)
     assert ((y - 1.0) ** 2).mean().item() == pytest.approx(1 / 6, abs=0.003)
 
 
 def test_adding_problem_errors():
     with pytest.raises(ValueError, match="steps must be >= 2, got 1"):
-        tasks.adding_problem(4, 1)
+        data.adding_problem(4, 1)
     with pytest.raises(TypeError, match="n must be an int, got float"):
-        tasks.adding_problem(4.0, 10)
+        data.adding_problem(4.0, 10)
     with pytest.raises(ValueError, match="pass a seed or a generator, got neither"):
-        tasks.adding_problem(4, 10, seed=None)
+        data.adding_problem(4, 10, seed=None)
     with pytest.raises(TypeError, match="generator must be Generator, got int"):
-        tasks.adding_problem(4, 10, generator=3)
+        data.adding_problem(4, 10, generator=3)
 
 
 def test_sequence_regressor_predicts_one_number_per_sequence():
@@ -60,12 +60,12 @@ def test_sequence_regressor_predicts_one_number_per_sequence():
 
 @pytest.mark.parametrize("make", [
     lambda: nn.LSTM(F, H, batch_first=True), lambda: nn.LSTMCell(F, H),
-    lambda: cells.LSTMCell(F, H), lambda: cells.ScratchLSTM(F, H),
+    lambda: lstm_gates.LSTMCell(F, H), lambda: lstm_gates.ScratchLSTM(F, H),
 ])
 def test_set_gate_bias_sets_the_total_lstm_bias(make):
     module = make()
-    gates.set_gate_bias(module, "f", 1.0)
-    cell = gates._scratch_cell(module)
+    lstm_gates.set_gate_bias(module, "f", 1.0)
+    cell = lstm_gates._scratch_cell(module)
     torch.testing.assert_close(cell.b[cell.gate_slice("f")], torch.ones(H))
     x = torch.randn(2, F)
     (_, _), gate = cell(x, return_gates=True)
@@ -76,39 +76,39 @@ def test_set_gate_bias_sets_the_total_lstm_bias(make):
 def test_set_gate_bias_for_gru_zeroes_the_second_bias():
     gru = nn.GRU(F, H, batch_first=True)
     value = torch.linspace(0, 1, H)
-    gates.set_gate_bias(gru, "z", value)
+    lstm_gates.set_gate_bias(gru, "z", value)
     torch.testing.assert_close(gru.bias_ih_l0[H:2 * H], value)
     torch.testing.assert_close(gru.bias_hh_l0[H:2 * H], torch.zeros(H))
 
 
 def test_set_gate_bias_errors():
     with pytest.raises(ValueError, match=r"gate must be one of \('r', 'z'\), got 'n'"):
-        gates.set_gate_bias(nn.GRU(F, H), "n", 1.0)
+        lstm_gates.set_gate_bias(nn.GRU(F, H), "n", 1.0)
     with pytest.raises(ValueError, match=r"gate must be one of \('i', 'f', 'g', 'o'\), got 'z'"):
-        gates.set_gate_bias(nn.LSTM(F, H), "z", 1.0)
+        lstm_gates.set_gate_bias(nn.LSTM(F, H), "z", 1.0)
     with pytest.raises(TypeError, match="module must be LSTM or LSTMCell or .*, got RNN"):
-        gates.set_gate_bias(nn.RNN(F, H), "f", 1.0)
+        lstm_gates.set_gate_bias(nn.RNN(F, H), "f", 1.0)
     with pytest.raises(ValueError, match=r"value must be a number or a tensor of shape \(5,\), got shape \(4,\)"):
-        gates.set_gate_bias(nn.LSTM(F, H), "f", torch.zeros(4))
+        lstm_gates.set_gate_bias(nn.LSTM(F, H), "f", torch.zeros(4))
     with pytest.raises(TypeError, match="value must be a number, got str"):
-        gates.set_gate_bias(nn.LSTM(F, H), "f", "1")
+        lstm_gates.set_gate_bias(nn.LSTM(F, H), "f", "1")
     with pytest.raises(ValueError, match="num_layers=2"):
-        gates.set_gate_bias(nn.LSTM(F, H, num_layers=2), "f", 1.0)
+        lstm_gates.set_gate_bias(nn.LSTM(F, H, num_layers=2), "f", 1.0)
 
 
 def test_long_memory_init_spreads_time_scales():
     lstm = nn.LSTM(F, 64, batch_first=True)
-    tau = gates.long_memory_init(lstm, 100, seed=0)
+    tau = lstm_gates.long_memory_init(lstm, 100, seed=0)
     assert tau.shape == (64,) and tau.min() >= 2 and tau.max() <= 100
     b_f = lstm.bias_ih_l0[64:128] + lstm.bias_hh_l0[64:128]
     b_i = lstm.bias_ih_l0[:64] + lstm.bias_hh_l0[:64]
     torch.testing.assert_close(torch.sigmoid(b_f), 1 - 1 / tau)  # keep gate ~ 1 - 1/tau
     torch.testing.assert_close(b_i, -b_f)
     gru = nn.GRU(F, 64)
-    gates.long_memory_init(gru, 100, seed=0)
+    lstm_gates.long_memory_init(gru, 100, seed=0)
     torch.testing.assert_close(torch.sigmoid(gru.bias_ih_l0[64:128]), 1 - 1 / tau)
     with pytest.raises(ValueError, match="max_lag must be >= 3, got 2"):
-        gates.long_memory_init(gru, 2)
+        lstm_gates.long_memory_init(gru, 2)
 
 
 # ---------------------------------------------------------------- recording
@@ -118,7 +118,7 @@ def test_record_gates_lstm_matches_the_layer():
     torch.manual_seed(0)
     lstm = nn.LSTM(F, H, batch_first=True)
     x = torch.randn(2, 6, F)
-    record = gates.record_gates(lstm, x)
+    record = lstm_gates.record_gates(lstm, x)
     assert set(record) == {"i", "f", "g", "o", "h", "c"}
     assert all(v.shape == (2, 6, H) for v in record.values())
     out, (_, c_n) = lstm(x)
@@ -130,48 +130,48 @@ def test_record_gates_lstm_matches_the_layer():
 
 
 def test_record_gates_gru_and_errors():
-    gru = cells.ScratchGRU(F, H)
+    gru = lstm_gates.ScratchGRU(F, H)
     x = torch.randn(2, 4, F)
-    record = gates.record_gates(gru, x)
+    record = lstm_gates.record_gates(gru, x)
     assert set(record) == {"r", "z", "n", "h"}
     torch.testing.assert_close(record["h"], gru(x)[0].detach())
     with pytest.raises(TypeError, match="module must be .*, got RNNCell"):
-        gates.record_gates(cells.RNNCell(F, H), x)
+        lstm_gates.record_gates(cells.RNNCell(F, H), x)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(4, 3\)"):
-        gates.record_gates(gru, torch.randn(4, F))
+        lstm_gates.record_gates(gru, torch.randn(4, F))
 
 
 # ------------------------------------------------------------ adding runs
 
 
 def test_make_adding_model_starts_at_the_mean():
-    model = gates.make_adding_model("lstm", 8, 20)
-    x, _ = tasks.adding_problem(5, 20, seed=0)
+    model = lstm_gates.make_adding_model("lstm", 8, 20)
+    x, _ = data.adding_problem(5, 20, seed=0)
     torch.testing.assert_close(model(x), torch.ones(5))
     b = model.recurrent.bias_ih_l0 + model.recurrent.bias_hh_l0
     assert (b[8:16] > 0).all() and (b[:8] < 0).all()
     with pytest.raises(ValueError, match=r"kind must be one of \('rnn', 'lstm', 'gru'\), got 'tcn'"):
-        gates.make_adding_model("tcn", 8, 20)
+        lstm_gates.make_adding_model("tcn", 8, 20)
 
 
 def test_make_adding_model_with_a_keep_bias():
-    lstm = gates.make_adding_model("lstm", 8, 20, keep_bias=1.0).recurrent
+    lstm = lstm_gates.make_adding_model("lstm", 8, 20, keep_bias=1.0).recurrent
     torch.testing.assert_close(lstm.bias_ih_l0[8:16] + lstm.bias_hh_l0[8:16], torch.ones(8))
-    gru = gates.make_adding_model("gru", 8, 20, keep_bias=2.0).recurrent
+    gru = lstm_gates.make_adding_model("gru", 8, 20, keep_bias=2.0).recurrent
     torch.testing.assert_close(gru.bias_ih_l0[8:16] + gru.bias_hh_l0[8:16], torch.full((8,), 2.0))
     with pytest.raises(TypeError, match="keep_bias must be a number, got str"):
-        gates.make_adding_model("lstm", 8, 20, keep_bias="1")
+        lstm_gates.make_adding_model("lstm", 8, 20, keep_bias="1")
 
 
 def test_run_adding_problem_short_run_learns_something():
-    run = gates.run_adding_problem("lstm", 10, hidden_size=16, train_steps=60, seed=0, device="cpu")
+    run = lstm_gates.run_adding_problem("lstm", 10, hidden_size=16, train_steps=60, seed=0, device="cpu")
     assert set(run) == {"model", "mse", "seconds", "history"}
     assert len(run["history"]["step_loss"]) == 60
-    assert run["mse"] < tasks.ADDING_BASELINE_MSE
+    assert run["mse"] < data.ADDING_BASELINE_MSE
     with pytest.raises(ValueError, match="lr must be > 0.0, got 0.0"):
-        gates.run_adding_problem("rnn", 10, lr=0.0)
+        lstm_gates.run_adding_problem("rnn", 10, lr=0.0)
     with pytest.raises(ValueError, match="steps must be >= 3, got 2"):
-        gates.run_adding_problem("rnn", 2)
+        lstm_gates.run_adding_problem("rnn", 2)
 
 
 # ------------------------------------------------------------------ diagram
@@ -185,7 +185,7 @@ def test_draw_lstm_cell_labels_every_gate():
 
     from book_utils import plots
 
-    fig = plots.draw_lstm_cell()
+    fig = lstm_gates.draw_lstm_cell()
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     for label in ("forget (keep)", "input (write)", "candidate", "output (read)", "$c_t$", "$h_t$"):
         assert label in texts

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from book_utils import memory, models, plots, tasks
+from book_utils import memory_cells, models
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _seed():
 def test_perturbation_effect_is_zero_before_the_step_and_positive_after():
     rnn = nn.RNN(3, 5, batch_first=True)
     x = torch.randn(4, 7, 3)
-    effect = memory.perturbation_effect(rnn, x, torch.full((3,), 0.5), step=2)
+    effect = memory_cells.perturbation_effect(rnn, x, torch.full((3,), 0.5), step=2)
     assert effect.shape == (4, 7)
     assert torch.equal(effect[:, :2], torch.zeros(4, 2))
     assert (effect[:, 2:] > 0).all()
@@ -39,7 +39,7 @@ def test_perturbation_effect_matches_a_manual_difference():
     nudged = x.clone()
     nudged[:, 0] += delta
     expected = (rnn(nudged)[0] - rnn(x)[0]).norm(dim=2)
-    torch.testing.assert_close(memory.perturbation_effect(rnn, x, delta), expected)
+    torch.testing.assert_close(memory_cells.perturbation_effect(rnn, x, delta), expected)
     assert torch.equal(x, x.clone())  # the input is not modified in place
 
 
@@ -47,7 +47,7 @@ def test_perturbation_effect_without_recurrence_stops_at_the_step():
     rnn = nn.RNN(3, 5, batch_first=True)
     with torch.no_grad():
         rnn.weight_hh_l0.zero_()
-    effect = memory.perturbation_effect(rnn, torch.randn(2, 5, 3), torch.ones(3), step=1)
+    effect = memory_cells.perturbation_effect(rnn, torch.randn(2, 5, 3), torch.ones(3), step=1)
     assert (effect[:, 1] > 0).all()
     assert torch.equal(effect[:, 2:], torch.zeros(2, 3))
 
@@ -68,7 +68,7 @@ def test_perturbation_effect_rejects_bad_arguments(kwargs, error, match):
                  "delta": torch.ones(3), "step": 0}
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
-        memory.perturbation_effect(**arguments)
+        memory_cells.perturbation_effect(**arguments)
 
 
 # ---------------------------------------------------------------- record_states
@@ -78,7 +78,7 @@ def test_record_states_keeps_every_state_and_ends_at_the_prediction():
     model = models.make_classifier("rnn", input_size=4, hidden_size=6, n_classes=3)
     model.train()
     x = torch.randn(5, 8, 4)
-    trace = memory.record_states(model, x)
+    trace = memory_cells.record_states(model, x)
     assert trace.states.shape == (5, 8, 6)
     assert trace.probabilities.shape == (5, 8, 3)
     torch.testing.assert_close(trace.states, model.recurrent(x)[0].detach())
@@ -90,18 +90,18 @@ def test_record_states_keeps_every_state_and_ends_at_the_prediction():
 def test_record_states_works_with_an_lstm_classifier():
     model = models.make_classifier("lstm", input_size=4, hidden_size=6, n_classes=3)
     x = torch.randn(2, 5, 4)
-    trace = memory.record_states(model, x)
+    trace = memory_cells.record_states(model, x)
     torch.testing.assert_close(trace.probabilities[:, -1], model(x).softmax(dim=1).detach())
 
 
 def test_record_states_rejects_bad_arguments():
     with pytest.raises(TypeError, match="model must have a 'recurrent' module like SequenceClassifier"):
-        memory.record_states(nn.Linear(3, 2), torch.randn(2, 5, 3))
+        memory_cells.record_states(nn.Linear(3, 2), torch.randn(2, 5, 3))
     model = models.make_classifier("rnn", input_size=4, hidden_size=6, n_classes=3)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(5, 4\)"):
-        memory.record_states(model, torch.randn(5, 4))
+        memory_cells.record_states(model, torch.randn(5, 4))
     with pytest.raises(TypeError, match="model must be Module, got int"):
-        memory.record_states(3, torch.randn(2, 5, 4))
+        memory_cells.record_states(3, torch.randn(2, 5, 4))
 
 
 # ---------------------------------------------------------------- pca
@@ -109,7 +109,7 @@ def test_record_states_rejects_bad_arguments():
 
 def test_pca_matches_the_eigenvectors_of_the_covariance():
     points = torch.randn(200, 5, dtype=torch.float64) @ torch.randn(5, 5, dtype=torch.float64)
-    fitted = memory.pca(points, n_components=3)
+    fitted = memory_cells.pca(points, n_components=3)
     covariance = np.cov(points.numpy(), rowvar=False)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1][:3]
@@ -122,33 +122,33 @@ def test_pca_matches_the_eigenvectors_of_the_covariance():
 
 def test_pca_projection_has_zero_mean_and_decreasing_variance_and_fixed_signs():
     points = torch.randn(100, 4) * torch.tensor([5.0, 2.0, 1.0, 0.1])
-    fitted = memory.pca(points, n_components=2)
+    fitted = memory_cells.pca(points, n_components=2)
     projected = fitted.transform(points)
     assert projected.shape == (100, 2)
     torch.testing.assert_close(projected.mean(dim=0), torch.zeros(2), atol=1e-5, rtol=0)
     assert projected[:, 0].var() > projected[:, 1].var()
     largest = fitted.components.gather(1, fitted.components.abs().argmax(dim=1, keepdim=True))
     assert (largest > 0).all()
-    torch.testing.assert_close(memory.pca(-points).components.abs(), fitted.components.abs())
+    torch.testing.assert_close(memory_cells.pca(-points).components.abs(), fitted.components.abs())
     # transform accepts any leading shape, e.g. (batch, time, features)
     assert fitted.transform(points.reshape(10, 10, 4)).shape == (10, 10, 2)
 
 
 def test_pca_agrees_with_torch_pca_lowrank_up_to_sign():
     points = torch.randn(300, 6) @ torch.randn(6, 6)
-    fitted = memory.pca(points, n_components=2)
+    fitted = memory_cells.pca(points, n_components=2)
     _, _, v = torch.pca_lowrank(points, q=6, center=True)
     torch.testing.assert_close(fitted.components.abs(), v[:, :2].T.abs(), atol=1e-4, rtol=0)
 
 
 def test_pca_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"points must have shape \(n, features\), got \(3,\)"):
-        memory.pca(torch.randn(3))
+        memory_cells.pca(torch.randn(3))
     with pytest.raises(ValueError, match=r"n_components must be at most min\(n, features\) = 4, got 5"):
-        memory.pca(torch.randn(10, 4), n_components=5)
+        memory_cells.pca(torch.randn(10, 4), n_components=5)
     with pytest.raises(TypeError, match="points must be a floating-point tensor, got dtype torch.int64"):
-        memory.pca(torch.ones(3, 2, dtype=torch.int64))
-    fitted = memory.pca(torch.randn(10, 4))
+        memory_cells.pca(torch.ones(3, 2, dtype=torch.int64))
+    fitted = memory_cells.pca(torch.randn(10, 4))
     with pytest.raises(ValueError, match=r"points must have 4 features in the last dimension, got shape \(2, 3\)"):
         fitted.transform(torch.randn(2, 3))
 
@@ -162,7 +162,7 @@ def test_cell_loop_equals_the_layer(num_layers, nonlinearity):
     x = torch.randn(4, 6, 3)
     inputs, finals = x, []
     for index in range(num_layers):
-        cell = memory.cell_from_layer(layer, index)
+        cell = memory_cells.cell_from_layer(layer, index)
         assert cell.nonlinearity == nonlinearity
         h, steps = None, []
         for x_t in inputs.unbind(dim=1):
@@ -177,7 +177,7 @@ def test_cell_loop_equals_the_layer(num_layers, nonlinearity):
 
 def test_cell_from_layer_copies_rather_than_shares():
     layer = nn.RNN(3, 5)
-    cell = memory.cell_from_layer(layer)
+    cell = memory_cells.cell_from_layer(layer)
     with torch.no_grad():
         cell.weight_hh.zero_()
     assert layer.weight_hh_l0.abs().sum() > 0
@@ -185,11 +185,11 @@ def test_cell_from_layer_copies_rather_than_shares():
 
 def test_cell_from_layer_rejects_bad_arguments():
     with pytest.raises(TypeError, match="layer must be RNN, got LSTM"):
-        memory.cell_from_layer(nn.LSTM(3, 5))
+        memory_cells.cell_from_layer(nn.LSTM(3, 5))
     with pytest.raises(ValueError, match="layer_index must be smaller than num_layers=1, got 1"):
-        memory.cell_from_layer(nn.RNN(3, 5), 1)
+        memory_cells.cell_from_layer(nn.RNN(3, 5), 1)
     with pytest.raises(ValueError, match="layer must be one-directional, got bidirectional=True"):
-        memory.cell_from_layer(nn.RNN(3, 5, bidirectional=True))
+        memory_cells.cell_from_layer(nn.RNN(3, 5, bidirectional=True))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "scratch_rnn"])
@@ -198,7 +198,7 @@ def test_chunks_with_carried_state_equal_one_pass(kind, chunk_len):
     layer = models.make_recurrent(kind, 3, 5)
     x = torch.randn(2, 17, 3)
     outputs, state = layer(x)
-    chunked, chunked_state = memory.run_in_chunks(layer, x, chunk_len)
+    chunked, chunked_state = memory_cells.run_in_chunks(layer, x, chunk_len)
     torch.testing.assert_close(chunked, outputs)
     if isinstance(state, tuple):
         for a, b in zip(chunked_state, state):
@@ -213,10 +213,10 @@ def test_run_in_chunks_gradients_equal_one_pass_and_detach_cuts_them():
     layer(x)[0].sum().backward()
     full = x.grad.clone()
     x.grad = None
-    memory.run_in_chunks(layer, x, 4)[0].sum().backward()
+    memory_cells.run_in_chunks(layer, x, 4)[0].sum().backward()
     torch.testing.assert_close(x.grad, full)
     x.grad = None
-    memory.run_in_chunks(layer, x, 4, detach=True)[0].sum().backward()
+    memory_cells.run_in_chunks(layer, x, 4, detach=True)[0].sum().backward()
     torch.testing.assert_close(x.grad[:, 8:], full[:, 8:])  # the last chunk sees everything after it
     assert not torch.allclose(x.grad[:, :8], full[:, :8])
 
@@ -224,22 +224,22 @@ def test_run_in_chunks_gradients_equal_one_pass_and_detach_cuts_them():
 def test_run_in_chunks_uses_the_initial_state_and_rejects_bad_arguments():
     layer = nn.RNN(3, 5, batch_first=True)
     x, h0 = torch.randn(2, 6, 3), torch.randn(1, 2, 5)
-    torch.testing.assert_close(memory.run_in_chunks(layer, x, 2, h0)[0], layer(x, h0)[0])
+    torch.testing.assert_close(memory_cells.run_in_chunks(layer, x, 2, h0)[0], layer(x, h0)[0])
     with pytest.raises(ValueError, match="chunk_len must be >= 1, got 0"):
-        memory.run_in_chunks(layer, x, 0)
+        memory_cells.run_in_chunks(layer, x, 0)
     with pytest.raises(TypeError, match="chunk_len must be an int, got float"):
-        memory.run_in_chunks(layer, x, 2.0)
+        memory_cells.run_in_chunks(layer, x, 2.0)
     with pytest.raises(TypeError, match="detach must be bool, got int"):
-        memory.run_in_chunks(layer, x, 2, detach=1)
+        memory_cells.run_in_chunks(layer, x, 2, detach=1)
     with pytest.raises(ValueError, match=r"x must have at least one time step, got shape \(2, 0, 3\)"):
-        memory.run_in_chunks(layer, torch.randn(2, 0, 3), 2)
+        memory_cells.run_in_chunks(layer, torch.randn(2, 0, 3), 2)
 
 
 # ---------------------------------------------------------------- the recall task
 
 
 def test_recall_task_targets_the_symbol_lag_steps_before_the_end():
-    x, y = tasks.make_recall_task(50, seq_len=9, lag=3, n_symbols=5, seed=1)
+    x, y = memory_cells.make_recall_task(50, seq_len=9, lag=3, n_symbols=5, seed=1)
     assert x.shape == (50, 9, 5) and x.dtype == torch.float32
     assert y.shape == (50,) and y.dtype == torch.int64
     torch.testing.assert_close(x.sum(dim=2), torch.ones(50, 9))  # one-hot
@@ -248,15 +248,15 @@ def test_recall_task_targets_the_symbol_lag_steps_before_the_end():
 
 
 def test_recall_task_is_seeded():
-    a = tasks.make_recall_task(20, 6, 2, seed=3)
-    b = tasks.make_recall_task(20, 6, 2, seed=3)
-    c = tasks.make_recall_task(20, 6, 2, seed=4)
+    a = memory_cells.make_recall_task(20, 6, 2, seed=3)
+    b = memory_cells.make_recall_task(20, 6, 2, seed=3)
+    c = memory_cells.make_recall_task(20, 6, 2, seed=4)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[0], c[0])
 
 
 def test_recall_task_classes_are_balanced():
-    _, y = tasks.make_recall_task(8000, 5, 4, n_symbols=4, seed=0)
+    _, y = memory_cells.make_recall_task(8000, 5, 4, n_symbols=4, seed=0)
     shares = torch.bincount(y, minlength=4).float() / len(y)
     torch.testing.assert_close(shares, torch.full((4,), 0.25), atol=0.02, rtol=0)
 
@@ -276,14 +276,14 @@ def test_recall_task_rejects_bad_arguments(kwargs, error, match):
     arguments = {"n": 10, "seq_len": 6, "lag": 2}
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
-        tasks.make_recall_task(**arguments)
+        memory_cells.make_recall_task(**arguments)
 
 
 # ---------------------------------------------------------------- models
 
 
 def test_last_step_classifier_ignores_everything_but_the_last_step():
-    model = models.LastStepClassifier(4, 8, 3)
+    model = memory_cells.LastStepClassifier(4, 8, 3)
     x = torch.randn(5, 6, 4)
     changed = x.clone()
     changed[:, :-1] = torch.randn(5, 5, 4)
@@ -294,13 +294,13 @@ def test_last_step_classifier_ignores_everything_but_the_last_step():
 
 def test_last_step_classifier_rejects_bad_arguments():
     with pytest.raises(ValueError, match="n_classes must be >= 2, got 1"):
-        models.LastStepClassifier(4, 8, 1)
+        memory_cells.LastStepClassifier(4, 8, 1)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(5, 4\)"):
-        models.LastStepClassifier(4, 8, 3)(torch.randn(5, 4))
+        memory_cells.LastStepClassifier(4, 8, 3)(torch.randn(5, 4))
 
 
 def test_readout_rnn_output_is_a_projection_of_the_state():
-    model = models.ReadoutRNN(3, 6, 2)
+    model = memory_cells.ReadoutRNN(3, 6, 2)
     x = torch.randn(4, 5, 3)
     y, h_n = model(x)
     assert y.shape == (4, 5, 2) and h_n.shape == (1, 4, 6)
@@ -315,16 +315,16 @@ def test_readout_rnn_output_is_a_projection_of_the_state():
 
 def test_readout_rnn_rejects_bad_arguments():
     with pytest.raises(ValueError, match="output_size must be >= 1, got 0"):
-        models.ReadoutRNN(3, 6, 0)
+        memory_cells.ReadoutRNN(3, 6, 0)
     with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype torch.int64"):
-        models.ReadoutRNN(3, 6, 2)(torch.ones(2, 4, 3, dtype=torch.int64))
+        memory_cells.ReadoutRNN(3, 6, 2)(torch.ones(2, 4, 3, dtype=torch.int64))
 
 
 # ---------------------------------------------------------------- the diagram
 
 
 def test_draw_cell_with_output_draws_one_cell_input_and_output_per_step():
-    fig = plots.draw_cell_with_output(4, state="s", output="o")
+    fig = memory_cells.draw_cell_with_output(4, state="s", output="o")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("cell") == 4
     assert {"$x_{0}$", "$o_{3}$", "$s_{3}$", "$s_{-1}$"} <= set(texts)
@@ -333,11 +333,11 @@ def test_draw_cell_with_output_draws_one_cell_input_and_output_per_step():
 
 def test_draw_cell_with_output_rejects_bad_arguments():
     with pytest.raises(ValueError, match="steps must be at most 6 to stay readable, got 7"):
-        plots.draw_cell_with_output(7)
+        memory_cells.draw_cell_with_output(7)
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
-        plots.draw_cell_with_output(0)
+        memory_cells.draw_cell_with_output(0)
     with pytest.raises(TypeError, match="output must be str, got int"):
-        plots.draw_cell_with_output(output=1)
+        memory_cells.draw_cell_with_output(output=1)
 
 
 # ---------------------------------------------------------------- linear_probe_accuracy
@@ -356,7 +356,7 @@ def probe_data(n: int, seed: int):
 def test_linear_probe_finds_linear_information_and_not_noise():
     train_states, train_labels = probe_data(600, seed=0)
     test_states, test_labels = probe_data(600, seed=1)
-    accuracy = memory.linear_probe_accuracy(train_states, train_labels, test_states, test_labels)
+    accuracy = memory_cells.linear_probe_accuracy(train_states, train_labels, test_states, test_labels)
     assert accuracy.shape == (3,)
     assert abs(accuracy[0].item() - 1 / 3) < 0.08
     assert accuracy[1].item() > 0.99
@@ -366,7 +366,7 @@ def test_linear_probe_finds_linear_information_and_not_noise():
 def test_linear_probe_matches_least_squares_with_a_bias():
     train_states, train_labels = probe_data(200, seed=2)
     test_states, test_labels = probe_data(100, seed=3)
-    accuracy = memory.linear_probe_accuracy(train_states, train_labels, test_states, test_labels,
+    accuracy = memory_cells.linear_probe_accuracy(train_states, train_labels, test_states, test_labels,
                                             ridge=1e-9)
     for t in range(3):
         design = torch.cat([train_states[:, t], torch.ones(200, 1)], dim=1).double()
@@ -398,4 +398,4 @@ def test_linear_probe_rejects_bad_arguments(change, error, match):
                  "test_states": torch.randn(5, 3, 6), "test_labels": torch.zeros(5, dtype=torch.int64)}
     arguments.update(change)
     with pytest.raises(error, match=match):
-        memory.linear_probe_accuracy(**arguments)
+        memory_cells.linear_probe_accuracy(**arguments)

@@ -1,0 +1,429 @@
+"""Chapter 2, memory cells: what a recurrent state remembers.
+
+- :func:`perturbation_effect`: change one input step and measure how far the change
+  travels through the outputs.
+- :func:`record_states`: the hidden state of a :class:`~book_utils.models.SequenceClassifier`
+  after every step, and what its head would predict from each one.
+- :func:`pca`: a principal-component projection written with ``torch.linalg.svd``.
+- :func:`linear_probe_accuracy`: how much a linear read-out can decode from each step's state.
+- :func:`cell_from_layer` and :func:`run_in_chunks`: a layer is a cell in a loop,
+  and a long sequence can be read in pieces if the state is carried over.
+- :func:`make_recall_task`: a task that needs memory; :class:`LastStepClassifier` is
+  the no-memory baseline, :class:`ReadoutRNN` a cell whose output is not its state,
+  :func:`draw_cell_with_output` its diagram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ._checks import check_float, check_int, check_tensor, check_type, checked_by
+from .cells import torch_parameters
+from .models import make_recurrent
+from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
+from .training import model_device
+
+
+def _check_make_recall_task(
+    n: int, seq_len: int, lag: int, n_symbols: int = 4, seed: int = 0
+) -> None:
+    check_int("n", n, minimum=1)
+    check_int("seq_len", seq_len, minimum=1)
+    check_int("lag", lag, minimum=0)
+    check_int("n_symbols", n_symbols, minimum=2)
+    check_int("seed", seed, minimum=0)
+    if lag >= seq_len:
+        raise ValueError(f"lag must be smaller than seq_len={seq_len}, got lag={lag}")
+
+
+@checked_by(_check_make_recall_task)
+def make_recall_task(
+    n: int, seq_len: int, lag: int, n_symbols: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences of random symbols; the target is the symbol seen ``lag`` steps before the end.
+
+    Each of the ``n`` sequences holds ``seq_len`` symbols drawn uniformly from
+    ``0 .. n_symbols - 1``, one-hot encoded. The label is the symbol at step
+    ``seq_len - 1 - lag``: ``lag=0`` asks for the last symbol (no memory needed),
+    ``lag=k`` for the one seen k steps earlier. Guessing scores ``1 / n_symbols``.
+
+    Returns ``x`` of shape (n, seq_len, n_symbols), float32, and ``y`` of shape
+    (n,), int64.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    symbols = torch.randint(n_symbols, (n, seq_len), generator=generator)
+    x = torch.nn.functional.one_hot(symbols, n_symbols).float()
+    y = symbols[:, seq_len - 1 - lag].clone()
+    return x, y
+
+
+def _check_LastStepClassifier_init(self, input_size: int, hidden_size: int, n_classes: int) -> None:
+    check_int("input_size", input_size, minimum=1)
+    check_int("hidden_size", hidden_size, minimum=1)
+    check_int("n_classes", n_classes, minimum=2)
+
+
+def _check_LastStepClassifier_forward(self, x: torch.Tensor) -> None:
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+
+
+class LastStepClassifier(nn.Module):
+    """A feed-forward classifier that sees only the last step of a sequence.
+
+    ``logits = relu(x_T W_1 + b_1) W_2 + b_2`` for ``x`` of shape
+    (batch, time, features). It has no state, so it cannot use anything that
+    happened before the last step: the no-memory baseline.
+    """
+
+    @checked_by(_check_LastStepClassifier_init)
+    def __init__(self, input_size: int, hidden_size: int, n_classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(input_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, n_classes)
+        )
+
+    @checked_by(_check_LastStepClassifier_forward)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x[:, -1])
+
+
+def _check_ReadoutRNN_init(self, input_size: int, hidden_size: int, output_size: int) -> None:
+    check_int("output_size", output_size, minimum=1)
+
+
+def _check_ReadoutRNN_forward(
+    self, x: torch.Tensor, h0: torch.Tensor | None = None
+) -> None:
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+
+
+class ReadoutRNN(nn.Module):
+    """A recurrent layer whose output y_t is a projection of its state h_t.
+
+        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),    y_t = h_t W_hy + b_y
+
+    Called like ``nn.RNN(batch_first=True)``: ``forward(x, h0=None)`` takes ``x``
+    of shape (batch, time, input_size) and returns ``(y, h_n)`` with ``y`` of
+    shape (batch, time, output_size) and ``h_n`` of shape (1, batch, hidden_size).
+    The state carried from step to step is h, never y.
+    """
+
+    @checked_by(_check_ReadoutRNN_init)
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.rnn = make_recurrent("rnn", input_size, hidden_size)
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    @checked_by(_check_ReadoutRNN_forward)
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, h_n = self.rnn(x, h0)
+        return self.readout(states), h_n
+
+
+def _check_perturbation_effect(
+    recurrent: nn.Module, x: torch.Tensor, delta: torch.Tensor, step: int = 0
+) -> None:
+    check_type("recurrent", recurrent, nn.Module)
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_tensor("delta", delta, dim=(1, 2), floating=True, layout="(features,) or (batch, features)")
+    batch, time, features = x.shape
+    if delta.shape not in ((features,), (batch, features)):
+        raise ValueError(
+            f"delta must have shape ({features},) or ({batch}, {features}), got {tuple(delta.shape)}"
+        )
+    check_int("step", step, minimum=0)
+    if step >= time:
+        raise ValueError(f"step must be smaller than the number of time steps {time}, got {step}")
+
+
+@torch.no_grad()
+@checked_by(_check_perturbation_effect)
+def perturbation_effect(
+    recurrent: nn.Module, x: torch.Tensor, delta: torch.Tensor, step: int = 0
+) -> torch.Tensor:
+    """How much every output changes when input step ``step`` is nudged by ``delta``.
+
+    ``recurrent`` is a layer called like ``nn.RNN(batch_first=True)``: it maps
+    ``x`` of shape (batch, time, features) to ``(outputs, final_state)`` with
+    outputs of shape (batch, time, hidden). ``delta`` has shape (features,) or
+    (batch, features) and is added to ``x[:, step]``.
+
+    Returns ``||outputs'[:, t] - outputs[:, t]||`` of shape (batch, time). Entries
+    before ``step`` are exactly zero: a state cannot depend on inputs it has not seen.
+    """
+    nudged = x.clone()
+    nudged[:, step] += delta.to(x.device)
+    before, _ = recurrent(x)
+    after, _ = recurrent(nudged)
+    return (after - before).norm(dim=2)
+
+
+@dataclass
+class StateTrace:
+    """What a sequence classifier holds and would predict after each step.
+
+    ``states``: (batch, time, hidden), the hidden state h_t after reading step t.
+    ``probabilities``: (batch, time, classes), softmax of the head applied to each h_t;
+    the last step is the classifier's actual prediction.
+    """
+
+    states: torch.Tensor
+    probabilities: torch.Tensor
+
+
+def _check_record_states(model: nn.Module, x: torch.Tensor) -> None:
+    check_type("model", model, nn.Module)
+    for part in ("recurrent", "head"):
+        if not isinstance(getattr(model, part, None), nn.Module):
+            raise TypeError(
+                f"model must have a '{part}' module like SequenceClassifier, "
+                f"got {type(model).__name__} without one"
+            )
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+
+
+@torch.no_grad()
+@checked_by(_check_record_states)
+def record_states(model: nn.Module, x: torch.Tensor) -> StateTrace:
+    """Run a sequence classifier over ``x`` and keep every hidden state.
+
+    ``model`` has a ``recurrent`` layer (called like ``nn.RNN(batch_first=True)``)
+    and a ``head`` that maps a state to class scores, as
+    :class:`~book_utils.models.SequenceClassifier` does. ``x`` has shape
+    (batch, time, features) and is moved to the model's device; the trace comes
+    back on the CPU, ready to plot.
+    """
+    was_training = model.training
+    model.eval()
+    states, _ = model.recurrent(x.to(model_device(model)))
+    probabilities = model.head(states).softmax(dim=-1)
+    model.train(was_training)
+    return StateTrace(states.cpu(), probabilities.cpu())
+
+
+@dataclass
+class PCA:
+    """A fitted principal-component projection.
+
+    ``mean``: (features,), ``components``: (k, features) with orthonormal rows,
+    ``explained_variance_ratio``: (k,), the share of the total variance along each.
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained_variance_ratio: torch.Tensor
+
+    def transform(self, points: torch.Tensor) -> torch.Tensor:
+        """Coordinates of ``points`` (..., features) along the components: (..., k)."""
+        check_tensor("points", points, floating=True)
+        if points.shape[-1] != self.mean.shape[0]:
+            raise ValueError(
+                f"points must have {self.mean.shape[0]} features in the last dimension, "
+                f"got shape {tuple(points.shape)}"
+            )
+        return (points - self.mean) @ self.components.T
+
+
+def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
+    check_tensor("points", points, dim=2, floating=True, layout="(n, features)")
+    n, features = points.shape
+    check_int("n_components", n_components, minimum=1)
+    if n_components > min(n, features):
+        raise ValueError(
+            f"n_components must be at most min(n, features) = {min(n, features)}, got {n_components}"
+        )
+
+
+@checked_by(_check_pca)
+def pca(points: torch.Tensor, n_components: int = 2) -> PCA:
+    """Fit PCA to ``points`` of shape (n, features) with a singular value decomposition.
+
+    After centring, X = U S V^T; the rows of V^T are the principal directions and
+    S^2 / (n - 1) the variances along them. Each component's sign is fixed so that
+    its largest entry is positive, which makes the result repeatable.
+    """
+    mean = points.mean(dim=0)
+    _, s, vh = torch.linalg.svd(points - mean, full_matrices=False)
+    components = vh[:n_components]
+    largest = components.gather(1, components.abs().argmax(dim=1, keepdim=True))
+    components = components * largest.sign()
+    variance = s**2
+    ratio = variance[:n_components] / variance.sum()
+    return PCA(mean, components, ratio)
+
+
+def _check_cell_from_layer(layer: nn.RNN, layer_index: int = 0) -> None:
+    check_type("layer", layer, nn.RNN)
+    check_int("layer_index", layer_index, minimum=0)
+    if layer.bidirectional:
+        raise ValueError("layer must be one-directional, got bidirectional=True")
+    if layer_index >= layer.num_layers:
+        raise ValueError(
+            f"layer_index must be smaller than num_layers={layer.num_layers}, got {layer_index}"
+        )
+
+
+@torch.no_grad()
+@checked_by(_check_cell_from_layer)
+def cell_from_layer(layer: nn.RNN, layer_index: int = 0) -> nn.RNNCell:
+    """An ``nn.RNNCell`` holding a copy of one layer's weights from an ``nn.RNN``.
+
+    ``nn.RNN`` names its parameters ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+    ``bias_hh_l0`` (then ``_l1`` for the next layer); ``nn.RNNCell`` drops the suffix.
+    """
+    weights = torch_parameters(layer, layer_index)
+    in_size = layer.input_size if layer_index == 0 else layer.hidden_size
+    cell = nn.RNNCell(in_size, layer.hidden_size, nonlinearity=layer.nonlinearity)
+    cell.to(device=weights["weight_ih"].device, dtype=weights["weight_ih"].dtype)
+    for name, parameter in cell.named_parameters():
+        parameter.copy_(weights[name])
+    return cell
+
+
+def _check_run_in_chunks(
+    recurrent: nn.Module,
+    x: torch.Tensor,
+    chunk_len: int,
+    state: torch.Tensor | tuple | None = None,
+    *,
+    detach: bool = False,
+) -> None:
+    check_type("recurrent", recurrent, nn.Module)
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_int("chunk_len", chunk_len, minimum=1)
+    check_type("detach", detach, bool)
+    if x.shape[1] == 0:
+        raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+
+
+@checked_by(_check_run_in_chunks)
+def run_in_chunks(
+    recurrent: nn.Module,
+    x: torch.Tensor,
+    chunk_len: int,
+    state: torch.Tensor | tuple | None = None,
+    *,
+    detach: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | tuple]:
+    """Read ``x`` (batch, time, features) in pieces of ``chunk_len`` steps, carrying the state.
+
+    ``recurrent`` is called like ``nn.RNN(batch_first=True)`` as
+    ``recurrent(chunk, state)``; its final state (a tensor, or a tuple such as an
+    LSTM's ``(h, c)``) becomes the initial state of the next chunk. With
+    ``detach=True`` the carried state is cut from the graph between chunks, so
+    gradients stop at chunk borders (truncated backpropagation through time);
+    the forward values are unchanged.
+
+    Returns the outputs of every step, (batch, time, hidden), and the final state.
+    """
+    outputs = []
+    for chunk in x.split(chunk_len, dim=1):
+        if detach and state is not None:
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        out, state = recurrent(chunk, state)
+        outputs.append(out)
+    return torch.cat(outputs, dim=1), state
+
+
+def _check_linear_probe_accuracy(
+    train_states: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_states: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    ridge: float = 1e-3,
+) -> None:
+    check_tensor("train_states", train_states, dim=3, floating=True, layout="(n, time, hidden)")
+    check_tensor("test_states", test_states, dim=3, floating=True, layout="(n, time, hidden)")
+    check_tensor("train_labels", train_labels, dim=1, integer=True, layout="(n,)")
+    check_tensor("test_labels", test_labels, dim=1, integer=True, layout="(n,)")
+    check_float("ridge", ridge, minimum=0.0, strict_minimum=True)
+    if train_states.shape[1:] != test_states.shape[1:]:
+        raise ValueError(
+            "train_states and test_states must agree in (time, hidden), got "
+            f"{tuple(train_states.shape[1:])} and {tuple(test_states.shape[1:])}"
+        )
+    for name, states, labels in (("train", train_states, train_labels),
+                                 ("test", test_states, test_labels)):
+        if labels.shape[0] != states.shape[0]:
+            raise ValueError(
+                f"{name}_labels must have one label per sequence ({states.shape[0]}), "
+                f"got {labels.shape[0]}"
+            )
+    if train_labels.min() < 0 or test_labels.min() < 0:
+        raise ValueError("labels must be class indices >= 0, got a negative label")
+
+
+@checked_by(_check_linear_probe_accuracy)
+def linear_probe_accuracy(
+    train_states: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_states: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    ridge: float = 1e-3,
+) -> torch.Tensor:
+    """How much class information a linear read-out can find in the state at each step.
+
+    For every step t a separate linear classifier (a *probe*) is fitted to the
+    states ``train_states[:, t]`` by ridge regression onto one-hot labels, in
+    closed form, and scored on ``test_states[:, t]``. States have shape
+    (n, time, hidden), labels shape (n,) with class indices. ``ridge`` is added
+    to the diagonal of the states' covariance matrix.
+
+    Returns the held-out accuracy of each step's probe, shape (time,).
+    """
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    x = train_states.detach().double().transpose(0, 1)                 # (time, n, hidden)
+    mean = x.mean(dim=1, keepdim=True)
+    targets = nn.functional.one_hot(train_labels, n_classes).double()
+    target_mean = targets.mean(dim=0)
+    centred = x - mean
+    covariance = centred.transpose(1, 2) @ centred / x.shape[1]
+    covariance = covariance + ridge * torch.eye(x.shape[2], dtype=x.dtype, device=x.device)
+    weights = torch.linalg.solve(covariance, centred.transpose(1, 2) @ (targets - target_mean) / x.shape[1])
+    scores = (test_states.detach().double().transpose(0, 1) - mean) @ weights + target_mean
+    return (scores.argmax(dim=2) == test_labels).float().mean(dim=1)
+
+
+def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y") -> Figure:
+    """A memory cell unrolled over ``steps`` steps, with its state and output kept apart.
+
+    Each cell reads the input x_t (below) and the previous state (from the left).
+    It passes its new state to the right and emits a separate output above:
+    ``state_t = f(state_{t-1}, x_t)`` and ``output_t = g(state_{t-1}, x_t)``.
+    """
+    check_int("steps", steps, minimum=1)
+    if steps > 6:
+        raise ValueError(f"steps must be at most 6 to stay readable, got {steps}")
+    check_type("state", state, str)
+    check_type("output", output, str)
+    gap = 2.2
+    width = 0.9 + gap * steps
+    fig, ax = diagram_axes(width, 3.6)
+    size = (1.1, 0.8)
+    for t in range(steps):
+        x = 1.2 + gap * t
+        draw_box(ax, (x, 1.6), "cell", "state", size=size)
+        draw_box(ax, (x, 0.35), f"$x_{{{t}}}$", "input")
+        draw_box(ax, (x, 2.9), f"${output}_{{{t}}}$", "output")
+        draw_arrow(ax, (x, 0.65), (x, 1.2))
+        draw_arrow(ax, (x, 2.0), (x, 2.6))
+        ax.text(x, -0.15, f"t={t}", ha="center", fontsize=DIAGRAM["font"] - 2)
+        # The state leaves to the right; it reaches the next cell, or runs off the page.
+        start, end = (x + size[0] / 2, 1.6), (x + gap - size[0] / 2, 1.6)
+        draw_arrow(ax, start, end)
+        ax.text((start[0] + end[0]) / 2, 1.75, f"${state}_{{{t}}}$", ha="center", va="bottom",
+                fontsize=DIAGRAM["font"], color=DIAGRAM["edge"])
+    draw_arrow(ax, (0.0, 1.6), (1.2 - size[0] / 2, 1.6))
+    ax.text(0.05, 1.75, f"${state}_{{-1}}$", ha="left", va="bottom", fontsize=DIAGRAM["font"],
+            color=DIAGRAM["edge"])
+    ax.set_xlim(-0.1, width)
+    ax.set_ylim(-0.35, 3.35)
+    return fig

@@ -1,0 +1,465 @@
+"""Tests for book_utils.seq2seq and the Chapter 3 symbolic and cropping tasks."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import math
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from book_utils import data, models, sequence_shapes, training
+from book_utils.data import EOS, PAD, SOS
+
+# ---------------------------------------------------------------- lengths and masks
+
+
+def test_length_mask_marks_valid_steps():
+    mask = data.length_mask(torch.tensor([2, 1, 3]), max_length=4)
+    expected = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    assert torch.equal(mask, expected)
+    assert data.length_mask(torch.tensor([2, 3])).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "lengths, max_length, error, match",
+    [
+        (torch.tensor([1.0, 2.0]), 3, TypeError, "lengths must be an integer tensor"),
+        (torch.tensor([[1, 2]]), 3, ValueError, r"lengths must have shape \(batch,\)"),
+        (torch.tensor([0, 2]), 3, ValueError, "every length must be >= 1, got 0"),
+        (torch.tensor([4, 2]), 3, ValueError, "must not exceed the 3 time steps"),
+        (torch.tensor([1, 2]), 0, ValueError, "max_length must be >= 1"),
+    ],
+)
+def test_length_mask_rejects_bad_lengths(lengths, max_length, error, match):
+    with pytest.raises(error, match=match):
+        data.length_mask(lengths, max_length)
+
+
+def test_last_valid_step_picks_each_sequence_last_output():
+    outputs = torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
+    last = sequence_shapes.last_valid_step(outputs, torch.tensor([2, 3]))
+    torch.testing.assert_close(last, torch.stack([outputs[0, 1], outputs[1, 2]]))
+
+
+def test_last_valid_step_matches_packed_final_state():
+    torch.manual_seed(0)
+    rnn = nn.GRU(3, 4, batch_first=True)
+    x, lengths = torch.randn(5, 6, 3), torch.tensor([6, 1, 3, 4, 2])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    _, h_n = rnn(packed)
+    for b in range(5):  # each sequence alone, cut to its own length
+        out_alone, _ = rnn(x[b : b + 1, : lengths[b]])
+        torch.testing.assert_close(h_n[0, b], out_alone[0, -1])
+    full_outputs, _ = rnn(x)
+    torch.testing.assert_close(sequence_shapes.last_valid_step(full_outputs, lengths), h_n[0])
+
+
+def test_last_valid_step_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"one length per sequence \(2\), got 3"):
+        sequence_shapes.last_valid_step(torch.zeros(2, 3, 4), torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"outputs must have shape \(batch, time, hidden\)"):
+        sequence_shapes.last_valid_step(torch.zeros(2, 3), torch.tensor([1, 2]))
+
+
+def test_masked_mean_ignores_padding():
+    values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 100.0, 100.0]])
+    result = training.masked_mean(values, torch.tensor([2, 1]))
+    torch.testing.assert_close(result, torch.tensor(2.0))
+    # Extra trailing dimensions are averaged too.
+    values3 = values[:, :, None].expand(-1, -1, 4)
+    torch.testing.assert_close(training.masked_mean(values3, torch.tensor([2, 1])), torch.tensor(2.0))
+
+
+def test_masked_mean_rejects_integer_values():
+    with pytest.raises(TypeError, match="values must be a floating-point tensor"):
+        training.masked_mean(torch.ones(2, 3, dtype=torch.long), torch.tensor([1, 2]))
+
+
+def test_masked_cross_entropy_equals_cross_entropy_over_valid_steps():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(3, 4, 5), torch.randint(0, 5, (3, 4))
+    lengths = torch.tensor([4, 2, 1])
+    valid = data.length_mask(lengths, 4)
+    expected = F.cross_entropy(logits[valid], targets[valid])
+    torch.testing.assert_close(training.masked_cross_entropy(logits, targets, lengths), expected)
+    # Changing targets in the padding changes nothing.
+    targets[1, 3] = (targets[1, 3] + 1) % 5
+    torch.testing.assert_close(training.masked_cross_entropy(logits, targets, lengths), expected)
+
+
+def test_masked_cross_entropy_checks_shapes():
+    with pytest.raises(ValueError, match=r"targets must have shape \(batch, time\) = \(3, 4\), got \(3, 5\)"):
+        training.masked_cross_entropy(torch.zeros(3, 4, 5), torch.zeros(3, 5, dtype=torch.long),
+                                     torch.tensor([1, 1, 1]))
+    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+        training.masked_cross_entropy(torch.zeros(3, 4, 5), torch.zeros(3, 4), torch.tensor([1, 1, 1]))
+
+
+# ---------------------------------------------------------------- models with sequence outputs
+
+
+def test_per_step_classifier_equals_each_sequence_alone():
+    torch.manual_seed(0)
+    model = sequence_shapes.PerStepClassifier(3, 6, 4)
+    x, lengths = torch.randn(4, 5, 3), torch.tensor([5, 2, 4, 1])
+    x_padded = x * data.length_mask(lengths, 5)[:, :, None]
+    logits = model(x_padded, lengths)
+    assert logits.shape == (4, 5, 4)
+    for b in range(4):
+        alone, _ = model.gru(x[b : b + 1, : lengths[b]])
+        torch.testing.assert_close(logits[b, : lengths[b]], model.head(alone)[0])
+
+
+def test_per_step_classifier_validates_input():
+    model = sequence_shapes.PerStepClassifier(3, 6, 4)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(4, 5\)"):
+        model(torch.zeros(4, 5), torch.tensor([1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="n_classes must be >= 2"):
+        sequence_shapes.PerStepClassifier(3, 6, 1)
+
+
+def test_vector_to_sequence_shapes_and_state():
+    torch.manual_seed(0)
+    model = sequence_shapes.VectorToSequence(3, 8, 2, steps=7)
+    v = torch.randn(5, 3)
+    y = model(v)
+    assert y.shape == (5, 7, 2)
+    # The first output follows from h0 = tanh(v A + a) and one GRU step on v.
+    h0 = torch.tanh(model.initial_state(v))
+    h1 = nn.GRUCell(3, 8)
+    h1.load_state_dict({k.replace("_l0", ""): p for k, p in model.gru.state_dict().items()})
+    torch.testing.assert_close(y[:, 0], model.head(h1(v, h0)))
+
+
+def test_vector_to_sequence_validates_input():
+    model = sequence_shapes.VectorToSequence(3, 8, 1, steps=4)
+    with pytest.raises(ValueError, match=r"v must have 3 features, got shape \(2, 4\)"):
+        model(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        sequence_shapes.VectorToSequence(3, 8, 1, steps=0)
+
+
+# ---------------------------------------------------------------- vocabulary and encoder-decoder
+
+
+def test_vocabulary_round_trip():
+    vocab = data.Vocabulary("0123456789")
+    assert len(vocab) == 13
+    ids, lengths = vocab.encode(["12", "0"], add_eos=True)
+    assert torch.equal(ids, torch.tensor([[4, 5, EOS], [3, EOS, PAD]]))
+    assert torch.equal(lengths, torch.tensor([3, 2]))
+    assert vocab.decode(ids) == ["12", "0"]
+    assert vocab.decode(torch.tensor([[SOS, 4, 4, EOS, 5]])) == ["11"]
+
+
+@pytest.mark.parametrize(
+    "texts, error, match",
+    [
+        ("123", TypeError, "texts must be a list of strings, got str"),
+        ([], ValueError, "at least one string"),
+        (["12a"], ValueError, r"outside the vocabulary: \['a'\]"),
+        ([12], TypeError, "each text must be str, got int"),
+    ],
+)
+def test_vocabulary_encode_errors(texts, error, match):
+    with pytest.raises(error, match=match):
+        data.Vocabulary().encode(texts)
+
+
+def test_vocabulary_rejects_repeats_and_bad_ids():
+    with pytest.raises(ValueError, match="must not repeat a character"):
+        data.Vocabulary("0120")
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 12\]"):
+        data.Vocabulary().decode(torch.tensor([[13]]))
+
+
+def test_shift_right_prepends_start_token():
+    targets = torch.tensor([[4, 5, EOS], [6, EOS, PAD]])
+    assert torch.equal(models.shift_right(targets), torch.tensor([[SOS, 4, 5], [SOS, 6, EOS]]))
+    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+        models.shift_right(targets.float())
+
+
+def test_encoder_decoder_teacher_forcing_equals_step_by_step_decoding():
+    torch.manual_seed(0)
+    vocab = data.Vocabulary()
+    model = models.EncoderDecoder(len(vocab), embedding_size=8, hidden_size=16)
+    source, lengths = vocab.encode(["123", "45"])
+    targets, _ = vocab.encode(["321", "54"], add_eos=True)
+    logits = model(source, lengths, models.shift_right(targets))
+    assert logits.shape == (2, 4, len(vocab))
+    # The encoder's summary is each source alone.
+    state = model.encode(source, lengths)
+    for b in range(2):
+        alone, _ = model.encoder(model.embed(source[b : b + 1, : lengths[b]]))
+        torch.testing.assert_close(state[0, b], alone[0, -1])
+    # Feeding the true tokens one at a time gives the same logits.
+    inputs = models.shift_right(targets)
+    for t in range(inputs.shape[1]):
+        out, state = model.decoder(model.embed(inputs[:, t : t + 1]), state)
+        torch.testing.assert_close(model.head(out)[:, 0], logits[:, t])
+
+
+def test_greedy_decode_feeds_back_its_own_argmax():
+    torch.manual_seed(1)
+    vocab = data.Vocabulary()
+    model = models.EncoderDecoder(len(vocab), embedding_size=8, hidden_size=16)
+    source, lengths = vocab.encode(["123", "4567"])
+    produced = model.greedy_decode(source, lengths, max_steps=5)
+    assert produced.shape[0] == 2 and 1 <= produced.shape[1] <= 5
+    # Teacher-forcing the model's own output reproduces its argmax choices until the end token.
+    logits = model(source, lengths, models.shift_right(produced))
+    for b in range(2):
+        row = produced[b].tolist()
+        stop = row.index(EOS) + 1 if EOS in row else len(row)
+        assert logits[b, :stop].argmax(-1).tolist() == row[:stop]
+        assert all(t == PAD for t in row[stop:])
+
+
+def test_encoder_decoder_rejects_bad_ids():
+    model = models.EncoderDecoder(13, 4, 8)
+    with pytest.raises(ValueError, match=r"source must hold ids in \[0, 12\]"):
+        model.encode(torch.tensor([[13]]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="vocab_size must be >= 4"):
+        models.EncoderDecoder(3)
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        model.greedy_decode(torch.tensor([[4]]), torch.tensor([1]), max_steps=0)
+
+
+def test_exact_match():
+    assert models.exact_match(["12", "3", "45"], ["12", "4", "45"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same length, got 1 and 2"):
+        models.exact_match(["1"], ["1", "2"])
+    with pytest.raises(TypeError, match="predicted must be a list of strings"):
+        models.exact_match("12", ["12"])
+
+
+def test_encoder_decoder_learns_to_reverse_short_strings():
+    torch.manual_seed(0)
+    vocab = data.Vocabulary("0123")
+    sources = ["".join(str(d) for d in torch.randint(0, 4, (3,)).tolist()) for _ in range(256)]
+    targets = [s[::-1] for s in sources]
+    model = models.EncoderDecoder(len(vocab), embedding_size=8, hidden_size=32)
+    history = models.train_encoder_decoder(model, vocab, sources, targets, steps=150, lr=0.02,
+                                            batch_size=64)
+    assert len(history["step_loss"]) == 150 and history["step_loss"][-1] < history["step_loss"][0]
+    accuracy, predicted = models.decode_and_score(model, vocab, sources, targets)
+    assert len(predicted) == 256
+    assert accuracy == models.exact_match(predicted, targets) > 0.9
+
+
+def test_train_encoder_decoder_errors():
+    vocab = data.Vocabulary("01")
+    model = models.EncoderDecoder(len(vocab), 4, 8)
+    with pytest.raises(ValueError, match="vocab has 13 tokens but the model expects 5"):
+        models.train_encoder_decoder(model, data.Vocabulary(), ["1"], ["1"], steps=1)
+    with pytest.raises(ValueError, match="sources and targets must pair up, got 2 and 1"):
+        models.train_encoder_decoder(model, vocab, ["1", "0"], ["1"], steps=1)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        models.train_encoder_decoder(model, vocab, ["1"], ["1"], steps=0)
+    with pytest.raises(TypeError, match="model must be EncoderDecoder, got Linear"):
+        models.decode_and_score(nn.Linear(1, 1), vocab, ["1"], ["1"])
+
+
+# ---------------------------------------------------------------- tasks and the shapes diagram
+
+
+def test_reversal_pairs_are_seeded_and_reversed():
+    sources, targets = data.reversal_pairs(50, 2, 5, seed=3)
+    assert (sources, targets) == data.reversal_pairs(50, 2, 5, seed=3)
+    assert all(t == s[::-1] and 2 <= len(s) <= 5 and s.isdigit() for s, t in zip(sources, targets))
+    assert {len(s) for s in sources} == {2, 3, 4, 5}
+
+
+def test_reversal_pairs_exclude():
+    train, _ = data.reversal_pairs(60, 1, 2, seed=0)
+    held_out, _ = data.reversal_pairs(20, 1, 2, seed=1, exclude=train)
+    assert not set(held_out) & set(train)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=5, min_length=4, max_length=3), "max_length must be >= min_length"),
+        (dict(n=200, min_length=1, max_length=2), "n must be at most 110"),
+        (dict(n=0, min_length=1, max_length=2), "n must be >= 1"),
+    ],
+)
+def test_reversal_pairs_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.reversal_pairs(**kwargs)
+
+
+def test_random_crops_zero_the_tail():
+    x = torch.ones(50, 6, 2)
+    cropped, lengths = sequence_shapes.random_crops(x, 2, 5, seed=0)
+    assert cropped.shape == x.shape and lengths.dtype == torch.int64
+    assert lengths.min() >= 2 and lengths.max() <= 5
+    assert torch.equal(cropped.sum(dim=(1, 2)), 2.0 * lengths)
+    assert torch.equal(cropped[:, :, 0], data.length_mask(lengths, 6).float())
+    torch.testing.assert_close(sequence_shapes.random_crops(x, 2, 5, seed=0)[1], lengths)
+
+
+def test_random_crops_errors():
+    with pytest.raises(ValueError, match=r"min_length <= max_length <= 6"):
+        sequence_shapes.random_crops(torch.ones(2, 6, 1), 3, 7)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\)"):
+        sequence_shapes.random_crops(torch.ones(2, 6), 1)
+
+
+def test_waves_from_parameters():
+    parameters, waves = sequence_shapes.waves_from_parameters(8, 30, seed=0)
+    assert parameters.shape == (8, 3) and waves.shape == (8, 30)
+    frequency = parameters[:, 0] / 10
+    phase = torch.atan2(parameters[:, 2], parameters[:, 1])
+    t = torch.arange(30.0)
+    torch.testing.assert_close(waves, torch.sin(2 * torch.pi * frequency[:, None] * t + phase[:, None]),
+                               atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="length must be >= 1"):
+        sequence_shapes.waves_from_parameters(8, 0)
+
+
+def test_draw_sequence_shapes_draws_four_panels():
+    fig = sequence_shapes.draw_sequence_shapes()
+    titles = [t.get_text() for t in fig.axes[0].texts if "\u2192" in t.get_text()]
+    assert titles == ["sequence \u2192 sequence", "sequence \u2192 vector",
+                      "vector \u2192 sequence", "encoder \u2192 decoder"]
+    matplotlib.pyplot.close(fig)
+
+
+# Forecasting (chapter 3's first section)
+
+
+def test_noisy_sines_shapes_seed_and_noise():
+    noisy, clean = sequence_shapes.noisy_sines(200, 50, components=3, noise=0.1, seed=4)
+    assert noisy.shape == clean.shape == (200, 50)
+    assert torch.equal(noisy, sequence_shapes.noisy_sines(200, 50, components=3, noise=0.1, seed=4)[0])
+    assert clean.abs().max() <= 1.0
+    assert (noisy - clean).std().item() == pytest.approx(0.1, rel=0.05)
+    assert torch.equal(*sequence_shapes.noisy_sines(3, 10, noise=0.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n=2, length=1), ValueError, "length must be >= 2"),
+        (dict(n=2, length=5, noise=-0.1), ValueError, "noise must be >= 0.0"),
+        (dict(n=2, length=5, components=1.5), TypeError, "components must be an int"),
+    ],
+)
+def test_noisy_sines_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        sequence_shapes.noisy_sines(**kwargs)
+
+
+def test_horizon_targets_are_the_next_values():
+    series = torch.arange(2 * 7, dtype=torch.float32).view(2, 7)
+    inputs, targets = sequence_shapes.horizon_targets(series, 3)
+    assert inputs.shape == (2, 4, 1) and targets.shape == (2, 4, 3)
+    assert torch.equal(inputs[1, :, 0], series[1, :4])
+    assert torch.equal(targets[1, 2], series[1, 3:6])
+    assert torch.equal(targets[0, -1], series[0, 4:7])
+
+
+def test_horizon_targets_errors():
+    with pytest.raises(ValueError, match=r"series must have at least 4 time steps, got shape \(2, 3\)"):
+        sequence_shapes.horizon_targets(torch.zeros(2, 3), 3)
+    with pytest.raises(ValueError, match=r"series must have shape \(batch, time\)"):
+        sequence_shapes.horizon_targets(torch.zeros(2, 3, 1), 1)
+
+
+def test_naive_forecast_repeats_last_value():
+    context = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, -1.0]])
+    assert torch.equal(sequence_shapes.naive_forecast(context, 2), torch.tensor([[3.0, 3.0], [-1.0, -1.0]]))
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        sequence_shapes.naive_forecast(context, 0)
+
+
+def test_linear_forecaster_recovers_a_linear_recurrence():
+    # A pure sine obeys x_{t+1} = 2 cos(w) x_t - x_{t-1}: a window of 2 predicts it exactly.
+    w = 2 * math.pi * 0.05
+    t = torch.arange(40, dtype=torch.float64)
+    series = torch.stack([torch.sin(w * t + p) for p in (0.0, 1.0, 2.0)])
+    model = sequence_shapes.LinearForecaster(window=2, horizon=1).to(torch.float64).fit(series)
+    expected = torch.tensor([-1.0, 2 * math.cos(w), 0.0], dtype=torch.float64)
+    torch.testing.assert_close(model.weight[:, 0], expected, atol=1e-4, rtol=0)
+    predictions = model(series[:, :-1])
+    assert predictions.shape == (3, 38, 1)
+    torch.testing.assert_close(predictions[..., 0], series[:, 2:], atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.forecast(series[:, :10]), series[:, 10:11], atol=1e-4, rtol=0)
+
+
+def test_linear_forecaster_direct_horizon():
+    w = 2 * math.pi * 0.03
+    t = torch.arange(60, dtype=torch.float64)
+    series = torch.stack([torch.sin(w * t + p) for p in (0.0, 0.5)])
+    # Windows of 4 values of one sine are linearly dependent; the ridge term keeps the fit unique.
+    model = sequence_shapes.LinearForecaster(window=4, horizon=5).to(torch.float64).fit(series)
+    torch.testing.assert_close(model.forecast(series[:, :30]), series[:, 30:35], atol=1e-4, rtol=0)
+
+
+def test_linear_forecaster_errors():
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        sequence_shapes.LinearForecaster(0)
+    with pytest.raises(ValueError, match="ridge must be >= 0.0"):
+        sequence_shapes.LinearForecaster(3, ridge=-1.0)
+    model = sequence_shapes.LinearForecaster(window=5, horizon=3)
+    with pytest.raises(ValueError, match=r"series must have at least 8 time steps"):
+        model.fit(torch.zeros(4, 7))
+    with pytest.raises(ValueError, match=r"series must have at least 5 time steps"):
+        model(torch.zeros(4, 4))
+
+
+def test_recurrent_forecaster_shapes():
+    model = sequence_shapes.RecurrentForecaster(hidden_size=8, horizon=4)
+    predictions, h_n = model(torch.randn(3, 10, 1))
+    assert predictions.shape == (3, 10, 4) and h_n.shape == (1, 3, 8)
+    assert model.forecast(torch.randn(3, 10)).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"x must have one feature per step, got shape \(3, 10, 2\)"):
+        model(torch.randn(3, 10, 2))
+
+
+def test_rollout_feeds_predictions_back():
+    torch.manual_seed(0)
+    model = sequence_shapes.RecurrentForecaster(hidden_size=8, horizon=1)
+    context = torch.randn(2, 6)
+    rolled = model.rollout(context, 4)
+    assert rolled.shape == (2, 4)
+    # Rerunning the model on the context extended by its own forecasts gives the same values.
+    extended = context
+    for k in range(4):
+        next_value = model(extended[:, :, None])[0][:, -1, 0]
+        torch.testing.assert_close(next_value, rolled[:, k])
+        extended = torch.cat([extended, next_value[:, None]], dim=1)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        model.rollout(context, 0)
+
+
+def test_trained_forecaster_beats_naive():
+    torch.manual_seed(0)
+    train, _ = sequence_shapes.noisy_sines(128, 40, noise=0.05, seed=0)
+    test, _ = sequence_shapes.noisy_sines(64, 40, noise=0.05, seed=1)
+    model = sequence_shapes.RecurrentForecaster(hidden_size=16, horizon=1)
+    history = sequence_shapes.train_forecaster(model, train, steps=150, lr=0.02, batch_size=32)
+    assert len(history["step_loss"]) == 150 and len(history["seconds"]) == 1
+    assert not model.training
+    context, future = test[:, :35], test[:, 35:]
+    model_error = ((model.rollout(context, 5) - future) ** 2).mean()
+    naive_error = ((sequence_shapes.naive_forecast(context, 5) - future) ** 2).mean()
+    assert model_error < naive_error
+
+
+def test_train_forecaster_errors():
+    model = sequence_shapes.RecurrentForecaster(hidden_size=4, horizon=3)
+    with pytest.raises(TypeError, match="model must be RecurrentForecaster, got Linear"):
+        sequence_shapes.train_forecaster(torch.nn.Linear(1, 1), torch.zeros(2, 8), steps=1)
+    with pytest.raises(ValueError, match="lr must be > 0.0"):
+        sequence_shapes.train_forecaster(model, torch.zeros(2, 8), steps=1, lr=0.0)
+    with pytest.raises(ValueError, match=r"series must have at least 4 time steps"):
+        sequence_shapes.train_forecaster(model, torch.zeros(2, 3), steps=1)
