@@ -214,7 +214,26 @@ def one_layer_state(name: str, value: torch.Tensor | None) -> torch.Tensor | Non
     return value[0]
 
 
-class ScratchRNN(nn.Module):
+class CellLayer(nn.Module):
+    """A one-layer network that runs ``cell`` over time, called like ``nn.RNN(batch_first=True)``.
+
+    ``forward(x, h0=None)``: x (batch, time, features), h0 (1, batch, hidden);
+    returns ``(output, h_n)``, output (batch, time, hidden), h_n (1, batch, hidden).
+    """
+
+    def __init__(self, cell: nn.Module) -> None:
+        super().__init__()
+        self.cell = cell
+        self.hidden_size = cell.hidden_size
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        output, h_n = unroll(self.cell, x, one_layer_state("h0", h0))
+        return output, h_n.unsqueeze(0)
+
+
+class ScratchRNN(CellLayer):
     """A recurrent layer built from :class:`RNNCell` and :func:`unroll`.
 
     Called like ``nn.RNN(input_size, hidden_size, batch_first=True)``: it takes
@@ -224,15 +243,7 @@ class ScratchRNN(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> None:
-        super().__init__()
-        self.cell = RNNCell(input_size, hidden_size, nonlinearity)
-        self.hidden_size = hidden_size
-
-    def forward(
-        self, x: torch.Tensor, h0: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        output, h_n = unroll(self.cell, x, one_layer_state("h0", h0))
-        return output, h_n.unsqueeze(0)
+        super().__init__(RNNCell(input_size, hidden_size, nonlinearity))
 
 
 def state_gradient_norms(

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from . import training
 from ._checks import check_choice, check_float, check_int, check_tensor, check_type, checked_by
-from .cells import gate_rows, one_layer_state, torch_parameters, unroll
+from .cells import CellLayer, gate_rows, one_layer_state, torch_parameters, unroll
 from .data import adding_problem, make_loader
 from .models import SequenceRegressor
 from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
@@ -300,21 +300,13 @@ class ScratchLSTM(nn.Module):
         return output, (h_n.unsqueeze(0), c_n.unsqueeze(0))
 
 
-class ScratchGRU(nn.Module):
+class ScratchGRU(CellLayer):
     """A recurrent layer built from :class:`GRUCell`, called like
     ``nn.GRU(input_size, hidden_size, batch_first=True)``: ``(output, h_n)``.
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.cell = GRUCell(input_size, hidden_size)
-        self.hidden_size = hidden_size
-
-    def forward(
-        self, x: torch.Tensor, h0: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        output, h_n = unroll(self.cell, x, one_layer_state("h0", h0))
-        return output, h_n.unsqueeze(0)
+        super().__init__(GRUCell(input_size, hidden_size))
 
 
 LSTM_MODULES = (nn.LSTM, nn.LSTMCell, LSTMCell, ScratchLSTM)
@@ -464,18 +456,8 @@ def make_adding_model(
 
 
 def _check_run_adding_problem(
-    kind: str,
-    steps: int,
-    *,
-    hidden_size: int = 32,
-    train_steps: int = 300,
-    batch_size: int = 64,
-    lr: float = 1e-2,
-    clip_norm: float = 1.0,
-    seed: int = 0,
-    n_test: int = 1000,
-    keep_bias: float | None = None,
-    device: str | torch.device | None = None,
+    kind: str, steps: int, *, train_steps: int = 300, batch_size: int = 64, lr: float = 1e-2,
+    n_test: int = 1000, **_,
 ) -> None:
     check_int("train_steps", train_steps, minimum=1)
     check_int("batch_size", batch_size, minimum=1)

@@ -95,6 +95,26 @@ def _count_correct(outputs: torch.Tensor, targets) -> tuple[int, int] | None:
     return int(correct.sum()), int(counted.sum())
 
 
+class _Tally:
+    """Running totals of loss (weighted by counted targets) and, for classifiers, accuracy."""
+
+    def __init__(self) -> None:
+        self.loss, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
+
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets) -> None:
+        first = targets[0] if isinstance(targets, tuple) else targets
+        score = _count_correct(outputs, targets)
+        n = score[1] if score is not None else len(first)
+        self.loss += loss.item() * n
+        self.seen += n
+        if score is not None:
+            self.correct, self.counted = self.correct + score[0], self.counted + score[1]
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.counted if self.counted else None
+
+
 def _check_labels(outputs: torch.Tensor, targets, loss_fn: LossFn) -> None:
     if (loss_fn is F.cross_entropy and isinstance(targets, torch.Tensor)
             and not targets.is_floating_point() and targets.numel()):
@@ -159,26 +179,18 @@ def evaluate(
     device = _resolve_device(model, device)
     was_training = model.training
     model.eval()
-    total_loss, correct, counted, seen, carried = 0.0, 0, 0, 0, None
-    classification = False
+    tally, carried = _Tally(), None
     with torch.no_grad():
         for x, y in loader:
             x, y = _to(x, device), _to(y, device)
             loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
-            first = targets[0] if isinstance(targets, tuple) else targets
-            score = _count_correct(outputs, targets)
-            n = score[1] if score is not None else len(first)
-            total_loss += loss.item() * n
-            seen += n
-            if score is not None:
-                classification = True
-                correct, counted = correct + score[0], counted + score[1]
+            tally.add(loss, outputs, targets)
     model.train(was_training)
-    if seen == 0:
+    if tally.seen == 0:
         raise ValueError("loader yielded no examples")
-    result = {"loss": total_loss / seen}
-    if classification:
-        result["accuracy"] = correct / counted
+    result = {"loss": tally.loss / tally.seen}
+    if tally.accuracy is not None:
+        result["accuracy"] = tally.accuracy
     return result
 
 
@@ -252,7 +264,7 @@ def fit(
     for epoch in passes:
         model.train()
         start = time.perf_counter()
-        total_loss, correct, counted, seen, carried, score = 0.0, 0, 0, 0, None, None
+        tally, carried = _Tally(), None
         for x, y in batches:
             x, y = _to(x, device), _to(y, device)
             loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
@@ -268,26 +280,20 @@ def fit(
                     "for NaN or inf")
             history["step_loss"].append(loss.item())
             history["step_grad_norm"].append(grad_norm)
-            first = targets[0] if isinstance(targets, tuple) else targets
-            score = _count_correct(outputs, targets)
-            n = score[1] if score is not None else len(first)
-            total_loss += loss.item() * n
-            seen += n
-            if score is not None:
-                correct, counted = correct + score[0], counted + score[1]
+            tally.add(loss, outputs, targets)
             if steps is not None and done == steps:
                 break
         seconds = time.perf_counter() - start
-        if seen == 0:
+        if tally.seen == 0:
             raise ValueError("batches yielded no examples")
         history["epoch"].append(epoch)
-        history["train_loss"].append(total_loss / seen)
-        history["train_accuracy"].append(correct / counted if counted else None)
+        history["train_loss"].append(tally.loss / tally.seen)
+        history["train_accuracy"].append(tally.accuracy)
         history["seconds"].append(seconds)
         line = f"epoch {epoch:>2}" + (f"/{epochs}" if epochs else "") + \
-            f" | train loss {total_loss / seen:.4f}"
-        if counted:
-            line += f" acc {correct / counted:6.2%}"
+            f" | train loss {tally.loss / tally.seen:.4f}"
+        if tally.accuracy is not None:
+            line += f" acc {tally.accuracy:6.2%}"
         if val_loader is not None:
             val = evaluate(model, val_loader, loss_fn=loss_fn, device=device, state=state)
             history["val_loss"].append(val["loss"])

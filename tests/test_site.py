@@ -12,7 +12,9 @@ The built website itself is checked in a browser by tests/test_browser.py.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
@@ -38,7 +40,7 @@ TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 
 # A cell draws a figure when it calls one of these (plots.plot_*, plots.draw_*, plt.subplots, ...).
 DRAWS = re.compile(r"\bplt\.(show|subplots|subplot|figure|plot|imshow|scatter|bar|hist|matshow)\s*\("
-                   r"|\bplots\.(plot|draw)_\w+\s*\(|\bplots\.diagram_axes\s*\(")
+                   r"|\b[a-z_]+\.(plot|draw)_\w+\s*\(|\bplots\.diagram_axes\s*\(")
 
 
 def parse(source: str) -> ast.Module:
@@ -123,11 +125,16 @@ def _sample_autograd_graph():
 
 
 def figure_functions() -> list[str]:
-    return sorted(
-        name for name, fn in inspect.getmembers(plots, inspect.isfunction)
-        if not name.startswith("_") and fn.__module__ == plots.__name__
-        and inspect.signature(fn).return_annotation in ("Figure", Figure)
-    )
+    """Every public function in book_utils (core and chapter modules) that returns a Figure."""
+    import book_utils
+
+    names = []
+    for info in pkgutil.iter_modules(book_utils.__path__):
+        module = importlib.import_module(f"book_utils.{info.name}")
+        names += [name for name, fn in inspect.getmembers(module, inspect.isfunction)
+                  if not name.startswith("_") and fn.__module__ == module.__name__
+                  and inspect.signature(fn).return_annotation in ("Figure", Figure)]
+    return sorted(names)
 
 
 def test_every_figure_function_has_a_sample_call() -> None:
