@@ -257,32 +257,29 @@ def _open_url(url: str, timeout: float):
 
     def worker() -> None:
         try:
-            response = urllib.request.urlopen(url, timeout=timeout)
+            result = urllib.request.urlopen(url, timeout=timeout)
         except Exception as err:
-            with lock:
-                box["error"] = err
-            return
+            result = err
         with lock:
-            if "abandoned" in box:  # we stopped waiting: nobody else will close it
-                response.close()
-            else:
-                box["response"] = response
+            if "abandoned" in box and not isinstance(result, Exception):
+                result.close()  # we stopped waiting: nobody else will close it
+            box["result"] = result
 
-    threading.Thread(target=worker, daemon=True, name="book_utils.data download").start()
-    stop_at = time.monotonic() + timeout
-    while True:  # short waits, so that Ctrl-C is seen at once
+    thread = threading.Thread(target=worker, daemon=True, name="book_utils.data download")
+    thread.start()
+    try:
+        thread.join(timeout)
+    finally:  # also on Ctrl-C
         with lock:
-            if "response" in box:
-                return box["response"]
-            if "error" in box:
-                raise box["error"]
-            if time.monotonic() >= stop_at:
-                box["abandoned"] = True
-                break
-        time.sleep(0.01)
-    host = urllib.parse.urlsplit(url).hostname
-    raise TimeoutError(f"no answer from {host} within {timeout:g} s "
-                       "(name lookup, connection and headers)")
+            result = box.setdefault("result", None)
+            box["abandoned"] = True
+    if isinstance(result, Exception):
+        raise result
+    if result is None:
+        host = urllib.parse.urlsplit(url).hostname
+        raise TimeoutError(f"no answer from {host} within {timeout:g} s "
+                           "(name lookup, connection and headers)")
+    return result
 
 
 def download(
@@ -325,10 +322,11 @@ def download(
     dest = Path(dest)
     _make_folder(dest.parent)
     stop_at = time.monotonic() + deadline
+    wait = min(timeout, deadline)  # for the connection, then for each read
     part: Path | None = None
     bar: _Progress | None = None
     try:
-        with _open_url(url, min(timeout, deadline)) as response:
+        with _open_url(url, wait) as response:
             announced = response.headers.get("Content-Length", "")
             if size is not None and announced.isdigit() and int(announced) != size:
                 raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,}")
@@ -337,7 +335,7 @@ def download(
             # os.open applies the umask to 0o666 as open() does (tempfile would give 0o600).
             with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
                 bar = _Progress(dest.name, expected) if progress else None
-                done = _copy(response, out, url, expected, timeout, stop_at, deadline, bar)
+                done = _copy(response, out, url, expected, wait, stop_at, deadline, bar)
         if bar is not None:
             bar.finish(done)
             bar = None
@@ -652,6 +650,9 @@ def standardize(data: MNIST) -> MNIST:
     """
     check_type("data", data, MNIST)
     mean, std = data.x_train.mean(), data.x_train.std()
+    if not std > 0:
+        raise ValueError(f"data.x_train must vary to be standardised, got constant pixels "
+                         f"(standard deviation {std.item()})")
     return dataclasses.replace(data, x_train=(data.x_train - mean) / std,
                                x_test=(data.x_test - mean) / std)
 

@@ -21,6 +21,13 @@ from .data import EOS, PAD, SOS, SPECIAL_TOKENS, Vocabulary
 RECURRENT_KINDS = ("rnn", "scratch_rnn", "lstm", "gru")
 
 
+def _check_recurrent(recurrent: nn.Module) -> None:
+    check_type("recurrent", recurrent, nn.Module)
+    if isinstance(recurrent, (nn.RNN, nn.LSTM, nn.GRU)) and not recurrent.batch_first:
+        raise ValueError(f"recurrent must read (batch, time, features): build it with "
+                         f"batch_first=True, got {type(recurrent).__name__} with batch_first=False")
+
+
 def make_recurrent(
     kind: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh"
 ) -> nn.Module:
@@ -30,8 +37,8 @@ def make_recurrent(
     ``"lstm"`` (``nn.LSTM``) or ``"gru"`` (``nn.GRU``).
     """
     check_choice("kind", kind, RECURRENT_KINDS)
-    check_int("input_size", input_size, minimum=1)
-    check_int("hidden_size", hidden_size, minimum=1)
+    input_size = check_int("input_size", input_size, minimum=1)
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     if kind == "rnn":
         return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
     if kind == "scratch_rnn":
@@ -52,7 +59,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, recurrent: nn.Module, hidden_size: int, n_classes: int) -> None:
         super().__init__()
-        check_type("recurrent", recurrent, nn.Module)
+        _check_recurrent(recurrent)
         self.recurrent = recurrent
         self.head = nn.Linear(
             check_int("hidden_size", hidden_size, minimum=1),
@@ -93,7 +100,7 @@ class SequenceRegressor(nn.Module):
 
     def __init__(self, recurrent: nn.Module, hidden_size: int) -> None:
         super().__init__()
-        check_type("recurrent", recurrent, nn.Module)
+        _check_recurrent(recurrent)
         self.recurrent = recurrent
         self.head = nn.Linear(check_int("hidden_size", hidden_size, minimum=1), 1)
 

@@ -80,6 +80,7 @@ def _forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, st
     if (isinstance(y, torch.Tensor) and not y.is_floating_point() and outputs.dim() == 3
             and y.dim() == 2):
         outputs, targets = outputs.flatten(0, 1), y.flatten()
+    _check_labels(outputs, targets, loss_fn)
     loss = loss_fn(outputs, *targets) if isinstance(targets, tuple) else loss_fn(outputs, targets)
     return loss, outputs, targets, state
 
@@ -268,8 +269,6 @@ def fit(
         for x, y in batches:
             x, y = _to(x, device), _to(y, device)
             loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
-            if done == 0:
-                _check_labels(outputs, targets, loss_fn)
             carried = _detach(carried)  # else the next backward would run into this batch
             grad_norm = update(model, loss, optimizer, clip_norm=clip_norm, scheduler=scheduler)
             done += 1

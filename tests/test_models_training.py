@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from book_utils import cells, models, session, training
+from book_utils import cells, data, models, session, training
 
 
 def toy_loader(n=64, steps=5, features=3, seed=0, batch_size=16):
@@ -45,7 +47,7 @@ def test_model_errors():
     with pytest.raises(ValueError, match="nonlinearity applies to 'rnn' and 'scratch_rnn' only, got 'lstm'"):
         models.make_recurrent("lstm", 3, 4, nonlinearity="relu")
     with pytest.raises(ValueError, match="n_classes must be >= 2, got 1"):
-        models.SequenceClassifier(nn.RNN(3, 4), 4, 1)
+        models.SequenceClassifier(nn.RNN(3, 4, batch_first=True), 4, 1)
     with pytest.raises(TypeError, match="recurrent must be Module, got str"):
         models.SequenceClassifier("rnn", 4, 2)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(28, 28\)"):
@@ -236,3 +238,79 @@ def test_update_errors():
         training.update(model, loss, optimizer, clip_norm=-1.0)
     with pytest.raises(TypeError, match="scheduler must be LRScheduler, got str"):
         training.update(model, loss, optimizer, scheduler="cosine")
+
+
+def test_a_layer_that_reads_time_first_is_refused():
+    with pytest.raises(ValueError, match="batch_first=True, got RNN with batch_first=False"):
+        models.SequenceClassifier(nn.RNN(4, 6), 6, 3)
+    with pytest.raises(ValueError, match="batch_first=True, got LSTM with batch_first=False"):
+        models.SequenceRegressor(nn.LSTM(2, 6), 6)
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    model = models.make_classifier("rnn", input_size=np.int64(4), hidden_size=np.int64(6))
+    assert model(torch.randn(2, 3, 4)).shape == (2, 10)
+
+
+def test_fit_stops_on_a_non_finite_loss_with_the_step_number():
+    model = models.make_classifier("rnn", input_size=3, hidden_size=4, n_classes=2)
+    x = torch.randn(8, 5, 3)
+    x[0, 0, 0] = float("nan")
+    loader = [(x, torch.zeros(8, dtype=torch.long))]
+    with pytest.raises(FloatingPointError, match="training diverged at step 1"):
+        training.fit(model, loader, epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     verbose=False)
+    history = training.fit(model, loader, epochs=1, allow_nonfinite=True, verbose=False,
+                           optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert math.isnan(history["step_loss"][0])
+
+
+def test_fit_refuses_an_optimizer_of_another_model_bad_devices_and_labels():
+    model = models.make_classifier("rnn", input_size=3, hidden_size=4, n_classes=2)
+    other = models.make_classifier("rnn", input_size=3, hidden_size=4, n_classes=2)
+    loader = [(torch.randn(4, 5, 3), torch.tensor([0, 1, 0, 1]))]
+    with pytest.raises(ValueError, match="optimizer must hold the model's parameters"):
+        training.fit(model, loader, epochs=1, optimizer=torch.optim.SGD(other.parameters(), lr=0.1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="give exactly one of epochs and steps"):
+        training.fit(model, loader, optimizer=optimizer)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            training.fit(model, loader, epochs=1, optimizer=optimizer, device="cuda")
+    bad = [(torch.randn(4, 5, 3), torch.tensor([0, 1, 2, 1]))]
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 1\], got values from 0 to 2"):
+        training.fit(model, bad, epochs=1, optimizer=optimizer, verbose=False)
+    with pytest.raises(ValueError, match="lr must be a finite number, got inf"):
+        training.make_optimizer(model, lr=float("inf"), total_steps=10)
+
+
+def test_fit_by_steps_and_with_a_carried_state():
+    torch.manual_seed(0)
+    model = models.make_classifier("rnn", input_size=3, hidden_size=4, n_classes=2)
+    x, y = torch.randn(64, 5, 3), torch.randint(0, 2, (64,))
+    was = model.eval()
+    history = training.fit(model, training.random_batches(x, y, batch_size=8, seed=0), steps=7,
+                           optimizer=torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    assert len(history["step_loss"]) == 7 and len(history["seconds"]) == 1
+    assert not was.training, "fit restores the model's eval mode"
+
+
+def test_evaluate_with_a_carried_state_equals_one_long_pass():
+    torch.manual_seed(0)
+    layer = nn.RNN(3, 5, batch_first=True)
+    head = nn.Linear(5, 2)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer, self.head = layer, head
+
+        def forward(self, x, state=None):
+            out, state = self.layer(x, state)
+            return self.head(out), state
+
+    x, y = torch.randn(4, 12, 3), torch.randint(0, 2, (4, 12))
+    whole = training.evaluate(Tagger(), [(x, y)], state="carry")
+    pieces = training.evaluate(Tagger(), data.stream_windows(x, y, 5), state="carry")
+    assert pieces["accuracy"] == whole["accuracy"]
+    assert pieces["loss"] == pytest.approx(whole["loss"], rel=1e-6)
