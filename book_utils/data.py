@@ -400,11 +400,25 @@ class MNIST:
     source: str
     origin: str = ""
     fallback_reason: str = ""
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    budget: str = ""
 
     def describe(self) -> str:
         """One-line summary: source, origin and split sizes."""
-        sizes = f"{len(self.y_train):,} train / {len(self.y_test):,} test"
-        return f"MNIST: {self.origin or self.source} — {sizes}"
+        sizes = f"{len(self.y_train):,} train"
+        if self.y_val is not None:
+            sizes += f" / {len(self.y_val):,} validation"
+        sizes += f" / {len(self.y_test):,} test"
+        return f"MNIST: {self.origin or self.source} — {sizes}" + (f" ({self.budget})" if self.budget else "")
+
+    def for_final_training(self) -> "MNIST":
+        """Training and validation digits together, for the last fit once a recipe is chosen."""
+        if self.y_val is None:
+            return self
+        return dataclasses.replace(
+            self, x_train=torch.cat([self.x_train, self.x_val]),
+            y_train=torch.cat([self.y_train, self.y_val]), x_val=None, y_val=None)
 
     __str__ = describe
 
@@ -544,6 +558,40 @@ def _load_embedded(test_fraction: float, seed: int, failure: MNISTUnavailable) -
                  str(failure))
 
 
+#: On a CPU the chapters train on at most this many digits (and validate on at most
+#: CPU_VALIDATION_DIGITS), the sizes of the embedded sample's splits: a chapter then takes
+#: the same time whichever files it reads. On a GPU they use every training digit.
+CPU_TRAIN_DIGITS = 3_500
+CPU_VALIDATION_DIGITS = 500
+
+
+def _stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (kept, taken): ``fraction`` of each class taken, seeded, classes mixed."""
+    rng = np.random.RandomState(seed)  # legacy stream: identical across numpy versions
+    labels = y.numpy()
+    kept, taken = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n = min(len(idx) - 1, max(1, round(len(idx) * fraction)))
+        taken.append(idx[:n])
+        kept.append(idx[n:])
+    return (torch.from_numpy(rng.permutation(np.concatenate(kept))),
+            torch.from_numpy(rng.permutation(np.concatenate(taken))))
+
+
+def _carve_validation(data: MNIST, fraction: float, seed: int, device: torch.device | None) -> MNIST:
+    train, val = _stratified_split(data.y_train, fraction, seed)
+    budget = ""
+    if device is not None and device.type == "cpu":
+        available = len(train)
+        if available > CPU_TRAIN_DIGITS:
+            budget = f"CPU budget: {CPU_TRAIN_DIGITS:,} of {available:,} training digits"
+        train, val = train[:CPU_TRAIN_DIGITS], val[:CPU_VALIDATION_DIGITS]
+    return dataclasses.replace(
+        data, x_train=data.x_train[train], y_train=data.y_train[train],
+        x_val=data.x_train[val], y_val=data.y_train[val], budget=budget)
+
+
 def load_mnist(
     root: PathLike | None = None,
     *,
@@ -551,6 +599,8 @@ def load_mnist(
     strict: bool | None = None,
     verbose: bool = True,
     test_fraction: float = 0.2,
+    validation_fraction: float | None = None,
+    device: str | torch.device | None = None,
     seed: int = 0,
 ) -> MNIST:
     """Load MNIST: the official 60k/10k files if available, else the embedded 5k sample.
@@ -563,6 +613,13 @@ def load_mnist(
     split per class, the same way on every call. With ``verbose`` one line names
     the source, the split sizes and, for the fallback, a short reason (the full
     one is in ``fallback_reason``).
+
+    ``validation_fraction`` (for example 0.125) carves a stratified, seeded
+    validation split out of the training digits: recipes are tuned on it, and
+    the test split is evaluated once at the end. With ``device`` a CPU, training
+    and validation are capped at :data:`CPU_TRAIN_DIGITS` and
+    :data:`CPU_VALIDATION_DIGITS` (the training-budget policy of the book); on a
+    GPU every digit is used.
     """
     check_type("root", root, (str, os.PathLike, type(None)))
     check_type("offline", offline, (bool, type(None)))
@@ -572,6 +629,13 @@ def load_mnist(
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     seed = check_int("seed", seed, minimum=0)
+    if validation_fraction is not None:
+        validation_fraction = check_float("validation_fraction", validation_fraction)
+        if not 0.0 < validation_fraction < 0.5:
+            raise ValueError(f"validation_fraction must be in (0, 0.5), got {validation_fraction}")
+    if device is not None:
+        check_type("device", device, (str, torch.device))
+        device = torch.device(device)
     expected_files()  # a broken checksum hook is a setup error, never a reason to fall back
 
     folder = Path(root).expanduser() if root is not None else data_dir()
@@ -588,6 +652,8 @@ def load_mnist(
                 failure.summary,
             ) from err
         data = _load_embedded(test_fraction, seed, failure)
+    if validation_fraction is not None:
+        data = _carve_validation(data, validation_fraction, seed, device)
     if verbose:
         print(data.describe())
     return data
@@ -631,6 +697,18 @@ def make_loader(
     )
 
 
+def mnist_loader(data: MNIST, split: str, *, batch_size: int = 64, seed: int = 0) -> DataLoader:
+    """A loader over one split: ``"train"`` (shuffled, seeded), ``"validation"`` or ``"test"``."""
+    check_type("data", data, MNIST)
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
+    if split == "validation" and data.y_val is None:
+        raise ValueError("data has no validation split: load it with load_mnist(validation_fraction=...)")
+    x, y = {"train": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val),
+            "test": (data.x_test, data.y_test)}[split]
+    return make_loader(x, y, batch_size=batch_size, shuffle=split == "train", seed=seed)
+
+
 def mnist_loaders(
     data: MNIST, batch_size: int = 64, seed: int = 0
 ) -> tuple[DataLoader, DataLoader]:
@@ -641,11 +719,53 @@ def mnist_loaders(
     return train, test
 
 
+class RandomShifts:
+    """A training loader whose digits move by up to ``max_shift`` pixels, afresh every epoch.
+
+    Each image (batch, 28, 28) is shifted by a random whole number of rows and
+    columns in [-max_shift, max_shift], filling the uncovered border with the
+    image's background value (its minimum, which is 0 for pixels in [0, 1] and
+    negative after :func:`standardize`). A network that has seen the same digit
+    in several positions generalises better, a known help on small training sets.
+    Wraps any loader of ``(x, y)`` batches and keeps its length.
+    """
+
+    def __init__(self, loader, max_shift: int = 2, *, seed: int = 0) -> None:
+        if not hasattr(loader, "__iter__") or not hasattr(loader, "__len__"):
+            raise TypeError(f"loader must be a DataLoader (iterable with a length), "
+                            f"got {type(loader).__name__}")
+        self.loader = loader
+        self.max_shift = check_int("max_shift", max_shift, minimum=0)
+        self.generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y in self.loader:
+            yield shift_images(x, self.max_shift, self.generator), y
+
+
+def shift_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift every image in ``x`` (batch, height, width) by its own random offset."""
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, height, width)")
+    if max_shift == 0:
+        return x
+    batch, height, width = x.shape
+    m = max_shift
+    padded = torch.nn.functional.pad(x, (m, m, m, m), value=float(x.min()))
+    dy, dx = (torch.randint(0, 2 * m + 1, (batch,), generator=generator) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(height)[None, :]).to(x.device)        # (batch, height)
+    cols = (dx[:, None] + torch.arange(width)[None, :]).to(x.device)         # (batch, width)
+    index = torch.arange(batch, device=x.device)[:, None, None]
+    return padded[index, rows[:, :, None], cols[:, None, :]]
+
+
 def standardize(data: MNIST) -> MNIST:
     """Shift and scale pixels to zero mean and unit variance, using training-set statistics.
 
     One scalar mean and standard deviation, measured on ``x_train`` only, are
-    applied to both splits, so nothing about the held-out images leaks into
+    applied to every split, so nothing about the held-out images leaks into
     training. Recurrent networks train faster on centred inputs.
     """
     check_type("data", data, MNIST)
@@ -653,7 +773,8 @@ def standardize(data: MNIST) -> MNIST:
     if not std > 0:
         raise ValueError(f"data.x_train must vary to be standardised, got constant pixels "
                          f"(standard deviation {std.item()})")
-    return dataclasses.replace(data, x_train=(data.x_train - mean) / std,
+    x_val = None if data.x_val is None else (data.x_val - mean) / std
+    return dataclasses.replace(data, x_train=(data.x_train - mean) / std, x_val=x_val,
                                x_test=(data.x_test - mean) / std)
 
 

@@ -60,8 +60,8 @@ def use_book_style() -> None:
             "grid.alpha": 0.3,
             "axes.spines.top": False,
             "axes.spines.right": False,
-            "figure.dpi": 100,
-            "savefig.dpi": 100,
+            "figure.dpi": 150,
+            "savefig.dpi": 150,
             "font.size": 10,
             "image.cmap": "viridis",
         }

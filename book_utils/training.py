@@ -102,14 +102,18 @@ class _Tally:
     def __init__(self) -> None:
         self.loss, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
 
-    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets) -> None:
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets) -> int:
+        """Add one batch; return how many targets it counted (0: all were IGNORE_INDEX)."""
         first = targets[0] if isinstance(targets, tuple) else targets
         score = _count_correct(outputs, targets)
         n = score[1] if score is not None else len(first)
+        if n == 0:
+            return 0  # the loss of a batch without targets is 0/0; it carries no information
         self.loss += loss.item() * n
         self.seen += n
         if score is not None:
             self.correct, self.counted = self.correct + score[0], self.counted + score[1]
+        return n
 
     @property
     def accuracy(self) -> float | None:
@@ -132,12 +136,15 @@ def update(
     *,
     clip_norm: float | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    allow_nonfinite: bool = False,
+    step: int | None = None,
 ) -> float:
     """One optimiser step on ``loss``; returns the gradient norm before clipping.
 
     Zeroes the gradients, backpropagates, rescales them to at most ``clip_norm``
     (``torch.nn.utils.clip_grad_norm_``) when given, steps the optimiser, then
-    the scheduler.
+    the scheduler. A gradient norm that is not finite raises ``FloatingPointError``
+    before the weights change (naming ``step`` when given), unless ``allow_nonfinite``.
     """
     check_type("model", model, nn.Module)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
@@ -153,6 +160,10 @@ def update(
     # With max_norm=inf this only measures the norm.
     max_norm = float("inf") if clip_norm is None else clip_norm
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    if not allow_nonfinite and not math.isfinite(grad_norm.item()):
+        where = f" at step {step}" if step is not None else ""
+        raise FloatingPointError(f"training diverged{where}: the gradient norm is "
+                                 f"{grad_norm.item()}; lower the learning rate or clip gradients")
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
@@ -270,16 +281,18 @@ def fit(
             x, y = _to(x, device), _to(y, device)
             loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
             carried = _detach(carried)  # else the next backward would run into this batch
-            grad_norm = update(model, loss, optimizer, clip_norm=clip_norm, scheduler=scheduler)
             done += 1
-            if not allow_nonfinite and not (math.isfinite(loss.item()) and math.isfinite(grad_norm)):
+            counted = tally.add(loss, outputs, targets)
+            # A batch whose targets are all IGNORE_INDEX has loss 0/0 and zero gradients.
+            tolerate = allow_nonfinite or not counted
+            if not tolerate and not math.isfinite(loss.item()):
                 raise FloatingPointError(
-                    f"training diverged at step {done}: loss {loss.item()}, gradient norm "
-                    f"{grad_norm}; lower the learning rate, clip gradients, or check the data "
-                    "for NaN or inf")
+                    f"training diverged at step {done}: the loss is {loss.item()}; lower the "
+                    "learning rate, clip gradients, or check the data for NaN or inf")
+            grad_norm = update(model, loss, optimizer, clip_norm=clip_norm, scheduler=scheduler,
+                               allow_nonfinite=tolerate, step=done)
             history["step_loss"].append(loss.item())
             history["step_grad_norm"].append(grad_norm)
-            tally.add(loss, outputs, targets)
             if steps is not None and done == steps:
                 break
         seconds = time.perf_counter() - start
