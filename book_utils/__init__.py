@@ -9,6 +9,6 @@ named like its notebook: ``chapters/04_bptt.ipynb`` imports ``book_utils.bptt``.
 
 __version__ = "0.2.0"
 
-from .session import pick_device, seed_everything, setup, show_source  # noqa: E402
+from .session import glue, pick_device, seed_everything, setup, show_source  # noqa: E402
 
-__all__ = ["pick_device", "seed_everything", "setup", "show_source", "__version__"]
+__all__ = ["glue", "pick_device", "seed_everything", "setup", "show_source", "__version__"]

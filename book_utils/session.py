@@ -90,3 +90,18 @@ def show_source(obj) -> None:
     # The argument checks run in a decorator; the reader sees the idea alone.
     source = "\n".join(line for line in lines if not line.lstrip().startswith("@checked_by("))
     display(Markdown(f"```python\n{source}\n```"))
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Hand a computed value to the book's prose (MyST-NB's ``glue``).
+
+    On the website, ``{glue:text}`name``` in the text shows ``value``; the prose
+    can then never drift from the run it describes. Where MyST-NB is not installed
+    (Colab), the value is simply kept in the notebook and nothing is glued.
+    """
+    check_type("name", name, str)
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=display)
