@@ -31,7 +31,8 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-from book_utils import bptt, cells, lstm_gates, memory_cells, plots, recurrent_neurons, sequence_shapes  # noqa: E402
+from book_utils import (bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
+                        recurrent_neurons, sequence_shapes)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -99,6 +100,10 @@ HISTORY = {
 SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
     "plot_digit_rows": lambda: recurrent_neurons.plot_digit_rows(torch.rand(28, 28), label=3),
+    "plot_learning_curves": lambda: language_model.plot_learning_curves(
+        {"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2),
+    "plot_unit_activity": lambda: language_model.plot_unit_activity(
+        "ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])}),
     "draw_unrolled_rnn": lambda: recurrent_neurons.draw_unrolled_rnn(3, output="y"),
     "draw_cell_with_output": lambda: memory_cells.draw_cell_with_output(3),
     "draw_sequence_shapes": lambda: sequence_shapes.draw_sequence_shapes(),

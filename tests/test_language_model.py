@@ -1,0 +1,209 @@
+"""Tests for book_utils.language_model: n-grams, the recurrent LM, sampling, unit analysis."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from book_utils import language_model as lm  # noqa: E402
+from book_utils import text, training  # noqa: E402
+
+VOCAB = text.CharVocabulary("\n abcdef\"()")
+TRAIN = "abc abd (ace) \"bad\"\nfade cab\n" * 20
+
+
+@pytest.fixture(scope="module")
+def ngram() -> lm.NGramModel:
+    return lm.NGramModel(TRAIN, 4, VOCAB, discount=0.75)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("history", ["", "ab", "zzz", "(ac", "xyz ab"])
+def test_ngram_probabilities_sum_to_one(ngram, order, history):
+    probs = ngram.distribution(history, order)
+    assert probs.shape == (len(VOCAB),)
+    assert probs.min() > 0                       # smoothing leaves no zero
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ngram_orders_and_units(ngram):
+    assert ngram.prob("ab", "c", 0) == pytest.approx(1 / len(VOCAB))
+    assert ngram.bits_per_char("abc", order=0) == pytest.approx(math.log2(len(VOCAB)))
+    # On its own training text a higher order predicts better: "ab" is followed by c, d or a newline.
+    assert ngram.bits_per_char(TRAIN[:200], 3) < ngram.bits_per_char(TRAIN[:200], 1)
+    assert sum(ngram.prob("ab", ch, 3) for ch in "cd\n") > 0.9
+    expected = -sum(math.log2(ngram.prob(TRAIN[max(t - 2, 0):t], TRAIN[t], 3)) for t in range(50)) / 50
+    assert ngram.bits_per_char(TRAIN[:50], 3) == pytest.approx(expected)
+
+
+def tiny_lm(kind: str = "lstm", num_layers: int = 1, dropout: float = 0.0) -> lm.CharLM:
+    torch.manual_seed(0)
+    return lm.CharLM(len(VOCAB), kind, embedding_size=5, hidden_size=7, num_layers=num_layers, dropout=dropout)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_state_carried_across_windows_equals_one_long_pass(kind):
+    model = tiny_lm(kind, num_layers=2).eval()
+    ids = VOCAB.encode(TRAIN[:121])
+    windows = text.stream_batches(ids, batch_size=3, window=7)
+    with torch.no_grad():
+        long_logits, _ = model(text.streams(ids, 3)[0])
+        state, pieces = None, []
+        for x, _ in windows:
+            logits, state = model(x, state)
+            pieces.append(logits)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), long_logits)
+    assert long_logits.shape == (3, 40, len(VOCAB))
+
+
+def test_fit_trains_with_carry_and_reset_and_lowers_the_loss():
+    ids = VOCAB.encode(TRAIN)
+    windows = text.stream_batches(ids, batch_size=4, window=16)
+    model = tiny_lm("gru")
+    before = lm.held_out_bits(model, windows)
+    history = lm.train_for_seconds(model, windows, seconds=0.3, lr=0.02, probe_steps=3)
+    assert history["steps"][0] >= 1 and len(history["step_loss"]) == history["steps"][0]
+    assert lm.held_out_bits(model, windows) < before
+    reset = lm.train_for_seconds(tiny_lm("rnn"), windows, seconds=0.1, lr=0.02, state="reset", probe_steps=2)
+    assert reset["seconds_per_step"][0] > 0
+    assert reset["steps"][0] >= 1
+
+
+def test_make_language_model_matches_the_parameter_budget():
+    for kind in ("rnn", "gru", "lstm"):
+        model = lm.make_language_model(kind, 96, 50_000)
+        count = sum(p.numel() for p in model.parameters())
+        assert abs(count - 50_000) < 0.03 * 50_000, (kind, count)
+
+
+def test_next_char_probs_temperature_and_top_k():
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
+    probs = lm.next_char_probs(logits, 1.0, top_k=2)
+    assert probs[2:].sum() == 0 and probs.sum().item() == pytest.approx(1.0)
+    torch.testing.assert_close(probs[:2], logits[:2].softmax(-1))
+    cold, hot = lm.next_char_probs(logits, 0.1), lm.next_char_probs(logits, 10.0)
+    assert cold[0] > 0.99 and hot.max() - hot.min() < 0.1
+
+
+def test_sampling_respects_top_k_and_reports_log_likelihood():
+    model = tiny_lm("lstm")
+    generated, log2_likelihood = lm.sample(model, VOCAB, "ab", 40, temperature=1.0, top_k=1, seed=0)
+    assert len(generated) == 40
+    # top_k=1 is greedy decoding: each character is the model's most likely one.
+    with torch.no_grad():
+        logits, _ = model(VOCAB.encode("ab" + generated)[None])
+    greedy = logits[0, 1:-1].argmax(-1)
+    assert VOCAB.decode(greedy) == generated
+    expected = logits[0, 1:-1].log_softmax(-1).gather(1, greedy[:, None]).sum() / math.log(2)
+    assert log2_likelihood == pytest.approx(expected.item(), rel=1e-4)
+    for seed in range(3):   # with top_k=3 every character is among the 3 most likely
+        generated, _ = lm.sample(model, VOCAB, "(", 20, top_k=3, seed=seed)
+        with torch.no_grad():
+            logits, _ = model(VOCAB.encode("(" + generated)[None])
+        top3 = logits[0, :-1].topk(3, dim=-1).indices
+        assert (top3 == VOCAB.encode(generated)[:, None]).any(dim=1).all()
+    assert lm.sample(model, VOCAB, "a", 10, seed=5) == lm.sample(model, VOCAB, "a", 10, seed=5)
+
+
+def test_known_word_share():
+    assert lm.known_word_share("the cat zzq", "the cat sat") == pytest.approx(2 / 3)
+
+
+def test_text_features_and_unit_correlations():
+    passage = 'say "hi" (a [b]) x\n   >>> code\nend...'
+    f = lm.text_features(passage)
+    assert f["inside quotes"][passage.index("h")] == 1 and f["inside quotes"][passage.index("(")] == 0
+    assert f["inside brackets"][passage.index("b")] == 1 and f["inside brackets"][passage.index("x")] == 0
+    assert f["position in line"][passage.index("c")] == 7 and f["position in line"][0] == 0
+    assert f["after newline"].sum() == 2
+    assert f["inside code"][passage.index("d")] == 1 and f["inside code"][passage.index("y")] == 0
+    assert f["inside code"][passage.index(">")] == 0 and f["inside code"][-1] == 0   # ">" alone is not yet code
+    states = torch.stack([f["position in line"] * 2 + 1, -f["inside quotes"], torch.ones(len(passage))], dim=1)
+    r = lm.unit_correlations(states, f)
+    assert r["position in line"][0].item() == pytest.approx(1.0)
+    assert r["inside quotes"][1].item() == pytest.approx(-1.0)
+    assert r["inside quotes"][2].item() == 0.0                   # a constant unit correlates with nothing
+    assert lm.units_above(r, 0.99) == {"inside quotes": 1, "inside brackets": 0, "position in line": 1,
+                                       "after newline": 0, "inside code": 0}
+
+
+def test_hidden_states_are_the_top_layer_outputs():
+    model = tiny_lm("gru", num_layers=2)
+    states = lm.hidden_states(model, VOCAB, "abc (d)")
+    assert states.shape == (7, 7)
+    _, h_n = model.recurrent(model.embedding(VOCAB.encode("abc (d)")[None]))
+    torch.testing.assert_close(states[-1], h_n[-1, 0])
+
+
+def test_figures_draw():
+    fig = lm.plot_learning_curves({"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2)
+    assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
+    plt.close(fig)
+    fig = lm.plot_unit_activity("ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])})
+    assert len(fig.axes) == 1
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: lm.NGramModel(TRAIN, 0, VOCAB), ValueError, "max_order must be >= 1"),
+    (lambda: lm.NGramModel(TRAIN, 2, VOCAB, discount=0.0), ValueError, "discount must be > 0.0"),
+    (lambda: lm.NGramModel(TRAIN, 2, VOCAB, discount=1.5), ValueError, "discount must be <= 1.0"),
+    (lambda: lm.NGramModel("xyz", 2, VOCAB), ValueError, "outside the vocabulary"),
+    (lambda: lm.NGramModel("a", 3, VOCAB), ValueError, "at least max_order (3)"),
+    (lambda: lm.NGramModel(TRAIN, 2, "abc"), TypeError, "vocab must be CharVocabulary"),
+    (lambda: lm.NGramModel(TRAIN, 2, VOCAB).prob("a", "ab"), ValueError, "one character"),
+    (lambda: lm.NGramModel(TRAIN, 2, VOCAB).prob("a", "b", 3), ValueError, "at most max_order (2)"),
+    (lambda: lm.NGramModel(TRAIN, 2, VOCAB).bits_per_char(""), ValueError, "must not be empty"),
+    (lambda: lm.CharLM(96, "transformer"), ValueError, "kind must be one of"),
+    (lambda: lm.CharLM(96, dropout=0.2), ValueError, "num_layers >= 2"),
+    (lambda: lm.CharLM(96, num_layers=2, dropout=1.0), ValueError, "dropout must be < 1"),
+    (lambda: lm.CharLM(1), ValueError, "vocab_size must be >= 2"),
+    (lambda: tiny_lm()(torch.zeros(2, 3)), TypeError, "integer tensor"),
+    (lambda: tiny_lm()(torch.zeros(3, dtype=torch.long)), ValueError, "(batch, time) of character ids"),
+    (lambda: tiny_lm()(torch.full((1, 2), 99)), ValueError, "ids in [0, 10]"),
+    (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
+    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=1, lr=0.1, probe_steps=1), ValueError,
+     "probe_steps must be >= 2"),
+    (lambda: lm.train_for_seconds(tiny_lm(), [], seconds=1, lr=0.1), ValueError, "at least one (x, y) window"),
+    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=0, lr=0.1), ValueError, "seconds must be > 0"),
+    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=1, lr=0.1, state="keep"), ValueError,
+     "state must be one of"),
+    (lambda: lm.train_for_seconds(nn_linear(), [(1, 2)], seconds=1, lr=0.1), TypeError, "model must be CharLM"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "", 5), ValueError, "prompt must hold at least one"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "a", 0), ValueError, "length must be >= 1"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "a", 5, temperature=0), ValueError, "temperature must be > 0"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "a", 5, top_k=0), ValueError, "top_k must be >= 1"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "a", 5, top_k=12), ValueError, "at most the vocabulary size (11)"),
+    (lambda: lm.sample(tiny_lm(), VOCAB, "z", 5), ValueError, "outside the vocabulary"),
+    (lambda: lm.known_word_share("1 2", "a"), ValueError, "no words"),
+    (lambda: lm.text_features(""), ValueError, "must not be empty"),
+    (lambda: lm.unit_correlations(torch.zeros(3, 2), {"a": torch.zeros(4)}), ValueError,
+     "one value per row of states (3)"),
+    (lambda: lm.unit_correlations(torch.zeros(3), {}), ValueError, "(characters, units)"),
+    (lambda: lm.units_above({}, 1.5), ValueError, "threshold must be <= 1.0"),
+])
+def test_errors_name_what_was_expected(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+def nn_linear():
+    return torch.nn.Linear(2, 2)
+
+
+def test_training_module_is_the_only_loop():
+    """The chapter module trains through training.fit and never steps an optimiser itself."""
+    import inspect
+
+    source = inspect.getsource(lm)
+    assert ".backward(" not in source and ".step()" not in source
+    assert "training.fit(" in source
+    assert training.STATE_MODES == ("carry", "reset")
