@@ -1,8 +1,15 @@
-"""Hand-written BPTT (book_utils.bptt) against autograd on the same batch.
+"""Chapter 4 benchmarks: hand-written BPTT against autograd, and the MNIST-row RNN's accuracy.
 
-    python benchmarks/bptt.py              # a few sizes, MNIST-shaped input (28 steps of 28)
-    python benchmarks/bptt.py --repeats 50
+    python benchmarks/bptt.py                      # both parts
+    python benchmarks/bptt.py --part speed --repeats 50
+    python benchmarks/bptt.py --part mnist --seeds 0 1 2 --epochs 30
 
+(mnist) The chapter's protocol for its nn.RNN classifier (bptt.MNIST_RECIPE), per
+seed: train on the training split and score the validation split (where the
+recipe was chosen), then refit on training + validation and score the test split
+once. Target: mean test accuracy >= 95.5% with the embedded sample (CPU budget).
+
+(speed)
 For each size, both sides compute the loss and all five gradients of a tanh-RNN
 classifier for the same batch: "autograd" is nn.RNN + nn.Linear and
 ``loss.backward()``, "hand" is ``bptt.forward`` + ``bptt.backward``. The table
@@ -20,7 +27,7 @@ import time
 import torch
 from torch.nn import functional as F
 
-from book_utils import bptt, models, session
+from book_utils import bptt, data, models, session, training
 
 SIZES = [  # (batch, steps, features, hidden)
     (32, 28, 28, 64),
@@ -73,15 +80,50 @@ def measure(B: int, T: int, F_in: int, H: int, repeats: int, device: torch.devic
             "max rel. grad error (float64)": error}
 
 
+MNIST_TARGET = 0.955
+
+
+def mnist_table(seeds: list[int], epochs: int, device: torch.device) -> None:
+    mnist = data.load_mnist(validation_fraction=0.125, device=device)
+    digits = data.standardize(mnist)
+    final = digits.for_final_training()
+    val_loader = data.mnist_loader(digits, "validation", batch_size=256)
+    test_loader = data.mnist_loader(final, "test", batch_size=256)
+    print(f"recipe {bptt.MNIST_RECIPE} with {epochs} epochs")
+    rows = []
+    for seed in seeds:
+        model, history = bptt.train_mnist_rnn(digits, epochs=epochs, seed=seed, device=device)
+        val = training.evaluate(model, val_loader, device=device)["accuracy"]
+        model, refit = bptt.train_mnist_rnn(final, epochs=epochs, seed=seed, device=device)
+        test = training.evaluate(model, test_loader, device=device)["accuracy"]
+        seconds = sum(history["seconds"]) + sum(refit["seconds"])
+        rows.append((seed, val, test, seconds))
+        print(f"seed {seed}: validation {val:.2%} (train split only), test {test:.2%} "
+              f"(refit on train + validation), {seconds:.0f} s", flush=True)
+    tests = [r[2] for r in rows]
+    mean, worst = statistics.mean(tests), min(tests)
+    print(f"test accuracy over {len(seeds)} seeds: mean {mean:.2%}, worst {worst:.2%}; mean validation "
+          f"{statistics.mean(r[1] for r in rows):.2%} "
+          f"({'meets' if mean >= MNIST_TARGET else 'MISSES'} the {MNIST_TARGET:.1%} target)")
+    print(f"data: {mnist.describe()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed repetitions per size")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                         help="default: CUDA if available, else CPU")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
+    parser.add_argument("--part", choices=("speed", "mnist", "both"), default="both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=bptt.MNIST_RECIPE["epochs"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = session.pick_device(args.device)
+    if args.part in ("mnist", "both"):
+        mnist_table(args.seeds, args.epochs, device)
+    if args.part == "mnist":
+        return
     print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} runs, forward + backward of loss and all five gradients")
     rows = [measure(*size, args.repeats, device) for size in SIZES]

@@ -33,10 +33,11 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
 from torch import nn
 from torch.nn import functional as F
 
-from . import data, training
+from . import data, models, training
 from ._checks import check_int, check_tensor, check_type, checked_by
 from .cells import ScratchRNN, torch_parameters
 from .models import SequenceClassifier, make_recurrent
@@ -421,6 +422,42 @@ def make_step_classifier(
     return StepClassifier(recurrent, hidden_size, n_classes)
 
 
+#: Chapter 4's recipe for MNIST rows, chosen on the validation split (benchmarks/bptt.py):
+#: 150 tanh units, orthogonal W_hh, standardised digits shifted by up to 1 pixel
+#: every epoch, Adam with a one-cycle schedule, gradients clipped to norm 1.
+MNIST_RECIPE = {"hidden_size": 150, "epochs": 30, "lr": 2e-3, "batch_size": 32, "max_shift": 1}
+
+
+def train_mnist_rnn(
+    digits: data.MNIST,
+    *,
+    hidden_size: int = MNIST_RECIPE["hidden_size"],
+    epochs: int = MNIST_RECIPE["epochs"],
+    lr: float = MNIST_RECIPE["lr"],
+    batch_size: int = MNIST_RECIPE["batch_size"],
+    max_shift: int = MNIST_RECIPE["max_shift"],
+    val_loader: Iterable | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    verbose: bool = False,
+) -> tuple[SequenceClassifier, dict]:
+    """Train an ``nn.RNN`` classifier on ``digits.x_train`` (standardise them first).
+
+    Returns ``(model, history)``; ``history`` comes from :func:`training.fit` and
+    holds the per-epoch validation scores when ``val_loader`` is given.
+    """
+    check_type("digits", digits, data.MNIST)
+    seed = check_int("seed", seed, minimum=0)
+    torch.manual_seed(seed)
+    model = models.make_classifier("rnn", hidden_size=hidden_size)
+    nn.init.orthogonal_(model.recurrent.weight_hh_l0)  # singular values 1: no early vanishing
+    loader = data.mnist_loader(digits, "train", batch_size=batch_size, seed=seed)
+    shifted = data.RandomShifts(loader, max_shift, seed=seed)
+    history = training.train_classifier(model, shifted, epochs=epochs, lr=lr, schedule="onecycle",
+                                        val_loader=val_loader, device=device, verbose=verbose)
+    return model, history
+
+
 def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure:
     """An RNN classifier unrolled through ``steps`` steps, with the loss on the last step only.
 
@@ -481,17 +518,49 @@ def _graph_depths(n_nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
     return depth
 
 
+_STATE_OPS = ("Tanh", "Relu")
+_LOSS_OPS = ("NllLoss", "LogSoftmax", "Mean", "Neg", "MseLoss")
+
+
+def _box_width(label: str) -> float:
+    """A box wide enough for its label (mathematical labels such as $W_{hh}$ print short)."""
+    shown = label.replace("$", "").replace("{", "").replace("}", "").replace("_", "")
+    return max(0.95, 0.15 * len(shown) + 0.4)
+
+
+def _column_layout(nodes, depth, is_leaf):
+    """Cut the operations into columns, one per recurrent step, at every state node.
+
+    Returns (column of each operation, row of each operation, number of columns):
+    column 0 holds what comes before the first state node (the head and the loss),
+    column k the k-th state node from the loss and what lies below it.
+    """
+    state_depths = sorted({depth[i] for i, node in enumerate(nodes)
+                           if not is_leaf[i] and node["label"] in _STATE_OPS})
+    starts = [0] + [d for d in state_depths if d > 0]
+    column, row = {}, {}
+    for i in range(len(nodes)):
+        if not is_leaf[i]:
+            k = max(c for c, start in enumerate(starts) if depth[i] >= start)
+            column[i], row[i] = k, depth[i] - starts[k]
+    return column, row, len(starts)
+
+
 def draw_autograd_graph(
-    nodes: Sequence[dict], edges: Sequence[tuple[int, int]], *, parameter_roles: dict | None = None
+    nodes: Sequence[dict], edges: Sequence[tuple[int, int]]
 ) -> Figure:
     """Draw a backward graph given as plain data (see ``bptt.autograd_graph``).
 
-    Operations are stacked by their distance from the loss (top row); the leaves
-    that accumulate gradients into parameters (``op == "AccumulateGrad"``) sit in
-    a column on the right, level with the operations that use them. Arrows point
-    the way ``backward()`` sends gradients. Colours: tanh nodes in the state colour,
-    loss nodes (``NllLoss``, ``LogSoftmax``, ``Mean``, ``Neg``) in the loss colour,
-    parameters in the input colour, other operations in the gate colour.
+    The operations are cut into columns at every state node (``Tanh``, ``Relu``):
+    one column per recurrent step, earliest step on the left, the head and the
+    loss on the right, each column read from top to bottom. An arrow that leaves
+    a column runs back one step in time, through the gap between the columns.
+    The parameters (``op == "AccumulateGrad"``) sit in a column on the far right;
+    each one collects its gradient along its own coloured rail under the graph,
+    fed by one line from every operation that uses it. Arrows point the way
+    ``backward()`` sends gradients. Colours: state nodes in the state colour, loss
+    nodes in the loss colour, parameters in the input colour, the rest in the
+    gate colour.
     """
     check_type("nodes", nodes, (list, tuple))
     check_type("edges", edges, (list, tuple))
@@ -506,64 +575,117 @@ def draw_autograd_graph(
             raise ValueError(f"edges must join node indices in [0, {n - 1}], got ({a}, {b})")
     depth = _graph_depths(n, edges)
     is_leaf = [node["op"] == "AccumulateGrad" for node in nodes]
-    parents: list[list[int]] = [[] for _ in range(n)]
+    column, row, n_columns = _column_layout(nodes, depth, is_leaf)
+    width = [_box_width(node["label"]) for node in nodes]
+    box_h, dy, gap, lane_gap = 0.5, 0.95, 0.25, 0.3
+    leaf_users = {i: [a for a, b in edges if b == i] for i in range(n) if is_leaf[i]}
+    crosses = {a for a, b in edges if not is_leaf[a] and not is_leaf[b] and column[a] != column[b]}
+    fed: dict[int, list[int]] = {}
     for a, b in edges:
-        parents[b].append(a)
+        if is_leaf[b] and not is_leaf[a]:
+            fed.setdefault(a, []).append(b)
 
-    # Operations: one row per depth, spread horizontally.
-    rows: dict[int, list[int]] = {}
-    for i in range(n):
-        if not is_leaf[i]:
-            rows.setdefault(depth[i], []).append(i)
-    dy, dx = 0.85, 1.45
+    # Place the columns left to right in time: the last column (step 0) first.
     pos: dict[int, tuple[float, float]] = {}
-    width = max(len(r) for r in rows.values())
-    for d, members in rows.items():
-        for k, i in enumerate(members):
-            pos[i] = (1.0 + dx * (k + (width - len(members)) / 2), -d * dy)
-    # Leaves: a column on the right, each level with the mean height of its users.
-    leaf_x = 1.0 + dx * width + 0.9
-    leaves = sorted((i for i in range(n) if is_leaf[i]),
-                    key=lambda i: -np.mean([pos[p][1] for p in parents[i]]))
-    last_y = np.inf
+    lanes: dict[int, float] = {}
+    left_edge: dict[int, float] = {}
+    x = 0.6
+    for k in reversed(range(n_columns)):
+        members = [i for i in column if column[i] == k]
+        if not members:
+            continue
+        bottom_row = max(row[i] for i in members)
+        by_row: dict[int, list[int]] = {}
+        # In a row: the node that reaches back in time on the left, then the others,
+        # those feeding later-recorded parameters first, so every step looks alike.
+        for i in sorted(members, key=lambda i: (i not in crosses, -max(fed.get(i, [-1])), i)):
+            by_row.setdefault(row[i], []).append(i)
+        content = max(sum(width[i] for i in r) + gap * (len(r) - 1) for r in by_row.values())
+        left_edge[k] = x
+        for r, members_r in by_row.items():
+            cx = x + (content - sum(width[i] for i in members_r) - gap * (len(members_r) - 1)) / 2
+            for i in members_r:
+                pos[i] = (cx + width[i] / 2, -r * dy)
+                cx += width[i] + gap
+        laned = [i for i in members if i in fed and row[i] < bottom_row]
+        for j, i in enumerate(sorted(laned, key=lambda i: row[i])):
+            lanes[i] = x + content + lane_gap * (j + 1)
+        x += content + lane_gap * (len(laned) + 1) + 0.7
+    graph_bottom = min(y for _, y in pos.values()) - box_h / 2
+
+    # Rails: one per parameter, the one whose first user is furthest right on top.
+    leaves = [i for i in range(n) if is_leaf[i]]
+    first_x = {i: min(lanes.get(a, pos[a][0]) for a in leaf_users[i]) if leaf_users[i] else x
+               for i in leaves}
+    leaves.sort(key=lambda i: -first_x[i])
+    leaf_x = x + max((width[i] for i in leaves), default=0) / 2 + 0.2
+    rail_y = {i: graph_bottom - 0.55 - 0.6 * j for j, i in enumerate(leaves)}
     for i in leaves:
-        y = min(np.mean([pos[p][1] for p in parents[i]]), last_y - 0.8)
-        pos[i] = (leaf_x, y)
-        last_y = y
-    ys = [p[1] for p in pos.values()]
-    top, bottom = max(ys) + 0.6, min(ys) - 0.6
-    fig, ax = diagram_axes(leaf_x + 1.0, top - bottom,
-                           figsize=(0.6 * (leaf_x + 1.0), 0.6 * (top - bottom)))
+        pos[i] = (leaf_x, rail_y[i])
+    right = leaf_x + max((width[i] for i in leaves), default=0) / 2 + 0.3
+    top = 0.9
+    bottom = min(rail_y.values(), default=graph_bottom) - 0.5
+    fig, ax = diagram_axes(right, top - bottom, figsize=(0.62 * right, 0.62 * (top - bottom)))
     ax.set_ylim(bottom, top)
-    loss_ops = ("NllLoss", "LogSoftmax", "Mean", "Neg", "MseLoss")
+
+    for k, start in left_edge.items():
+        heading = "head and loss" if k == 0 else f"step {n_columns - 1 - k}"
+        ax.text(start, 0.55, heading, ha="left", va="bottom", fontsize=DIAGRAM["font"] - 1,
+                color=DIAGRAM["edge"], style="italic")
     for i, node in enumerate(nodes):
         if is_leaf[i]:
             role = "input"
-        elif node["label"] in ("Tanh", "Relu"):
+        elif node["label"] in _STATE_OPS:
             role = "state"
-        elif node["label"] in loss_ops:
+        elif node["label"] in _LOSS_OPS:
             role = "loss"
         else:
             role = "gate"
-        draw_box(ax, pos[i], node["label"], role, size=(1.15, 0.5))
+        draw_box(ax, pos[i], node["label"], role, size=(width[i], box_h))
+
+    line = dict(color=DIAGRAM["edge"], lw=1.3, solid_capstyle="round")
     for a, b in edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         if is_leaf[b]:
-            draw_arrow(ax, (xa + 0.58, ya), (xb - 0.58, yb))
-        else:
-            draw_arrow(ax, (xa, ya - 0.25), (xb, yb + 0.25))
+            continue
+        if column[a] == column[b]:
+            draw_arrow(ax, (xa, ya - box_h / 2), (xb, yb + box_h / 2))
+        else:  # one step back in time: out to the left, up the gap, into the state's side
+            gx = left_edge[column[a]] - 0.35
+            ax.plot([xa - width[a] / 2, gx, gx], [ya, ya, yb], **line)
+            draw_arrow(ax, (gx, yb), (xb + width[b] / 2, yb))
+    for colour, i in zip(CYCLE, leaves):
+        users = leaf_users[i]
+        y = rail_y[i]
+        for a in users:
+            xa, ya = pos[a]
+            if a in lanes:
+                ax.plot([xa + width[a] / 2, lanes[a], lanes[a]], [ya, ya, y], color=colour, lw=1.3)
+                xa = lanes[a]
+            else:
+                ax.plot([xa, xa], [ya - box_h / 2, y], color=colour, lw=1.3)
+            ax.plot([xa], [y], "o", color=colour, ms=3.5)
+        if users:
+            start = min(lanes.get(a, pos[a][0]) for a in users)
+            ax.add_patch(FancyArrowPatch((start, y), (leaf_x - width[i] / 2, y), arrowstyle="-|>",
+                                         mutation_scale=12, color=colour, lw=1.3, shrinkA=0,
+                                         shrinkB=2))
     return fig
 
 
 def plot_state_gradients(
-    curves: dict, *, title: str | None = None, ax: Axes | None = None
+    curves: dict, *, title: str | None = None, ax: Axes | None = None,
+    ylabel: str = r"$\| \partial L / \partial h_t \|$",
 ) -> Figure:
-    """||dL/dh_t|| against the step t on a log scale, one line per entry of ``curves``.
+    """Gradient norms against the step t on a log scale, one line per entry of ``curves``.
 
     ``curves`` maps a label to a 1-D array or tensor of norms (as returned by
-    ``gradients.state_gradient_norms(...)["h"]``). A straight line on this plot is
-    a constant factor per step: the slope is the log of that factor.
+    ``cells.state_gradient_norms(...)["h"]``). A straight line on this plot is
+    a constant factor per step: the slope is the log of that factor. ``ylabel``
+    names what the curves measure; when they mix ||dL/dh_t|| and ||dL/dc_t||, say
+    so there and in each label. A label that mentions ``c_t`` is drawn dashed.
     """
+    check_type("ylabel", ylabel, str)
     check_type("curves", curves, dict)
     if not curves:
         raise ValueError("curves is empty: give at least one label -> norms entry")
@@ -575,10 +697,11 @@ def plot_state_gradients(
     for label, norms in curves.items():
         norms = as_numpy(f"curves[{label!r}]", norms, dim=1).astype(float)
         shown = np.where(norms > 0, norms, np.nan)  # a log axis cannot show exact zeros
-        ax.plot(np.arange(len(norms)), shown, label=str(label))
+        style = "--" if "c_t" in str(label) else "-"
+        ax.plot(np.arange(len(norms)), shown, style, label=str(label))
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
-    ax.set_ylabel(r"$\| \partial L / \partial h_t \|$")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.patches import FancyBboxPatch
 import pytest
 import torch
 from torch import nn
@@ -299,3 +300,71 @@ def test_chapter4_plots_draw_and_validate():
         bptt.plot_state_gradients({})
     with pytest.raises(ValueError, match=r"histories\['r'\] must have 'step_loss' and 'step_grad_norm'"):
         bptt.plot_step_history({"r": {"step_loss": []}})
+
+
+def test_autograd_graph_figure_keeps_every_label_inside_its_box():
+    torch.manual_seed(0)
+    W_xh, W_hh = torch.randn(3, 4, requires_grad=True), torch.randn(4, 4, requires_grad=True)
+    b_h, V = torch.zeros(4, requires_grad=True), torch.randn(4, 2, requires_grad=True)
+    h = torch.zeros(2, 4)
+    for t in range(3):
+        h = cells.rnn_step(torch.randn(2, 3), h, W_xh, W_hh, b_h)
+    loss = F.cross_entropy(h @ V, torch.tensor([0, 1]))
+    nodes, edges = bptt.autograd_graph(loss, {"$W_{xh}$": W_xh, "$W_{hh}$": W_hh, "$b_h$": b_h, "$V$": V})
+    fig = bptt.draw_autograd_graph(nodes, edges)
+    try:
+        (ax,) = fig.axes
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes = [p.get_window_extent(renderer) for p in ax.patches if isinstance(p, FancyBboxPatch)]
+        assert len(boxes) == len(nodes)
+        labels = [t for t in ax.texts if t.get_text() in {n["label"] for n in nodes}]
+        assert len(labels) == len(nodes)
+        for text in labels:
+            extent = text.get_window_extent(renderer)
+            inside = [b for b in boxes if b.x0 <= extent.x0 and extent.x1 <= b.x1
+                      and b.y0 <= extent.y0 and extent.y1 <= b.y1]
+            assert inside, f"label {text.get_text()!r} spills out of its box"
+        # one column per step (plus the head), named above the graph
+        headings = sorted(t.get_text() for t in ax.texts if t.get_text().startswith(("step", "head")))
+        assert headings == ["head and loss", "step 0", "step 1", "step 2"]
+    finally:
+        plt.close(fig)
+
+
+def test_plot_state_gradients_names_the_quantity_on_the_y_axis():
+    fig = bptt.plot_state_gradients({"a: $c_t$": torch.tensor([1e-2, 1e-1, 1.0])},
+                                    ylabel="norm of dL/dc_t")
+    try:
+        (ax,) = fig.axes
+        assert ax.get_ylabel() == "norm of dL/dc_t"
+        assert ax.lines[0].get_linestyle() == "--"  # c_t curves dashed
+    finally:
+        plt.close(fig)
+    with pytest.raises(TypeError, match="ylabel must be"):
+        bptt.plot_state_gradients({"a": torch.ones(3)}, ylabel=3)
+
+
+def _tiny_mnist():
+    from book_utils import data
+
+    g = torch.Generator().manual_seed(0)
+    return data.MNIST(x_train=torch.rand(40, 28, 28, generator=g), y_train=torch.arange(40) % 10,
+                      x_test=torch.rand(20, 28, 28, generator=g), y_test=torch.arange(20) % 10,
+                      source="embedded")
+
+
+def test_train_mnist_rnn_uses_the_recipe_and_an_orthogonal_w_hh():
+    model, history = bptt.train_mnist_rnn(_tiny_mnist(), hidden_size=8, epochs=2, batch_size=16,
+                                          device="cpu")
+    assert model.recurrent.hidden_size == 8 and len(history["epoch"]) == 2
+    assert set(bptt.MNIST_RECIPE) == {"hidden_size", "epochs", "lr", "batch_size", "max_shift"}
+    torch.manual_seed(0)
+    fresh = models.make_classifier("rnn", hidden_size=8)
+    nn.init.orthogonal_(fresh.recurrent.weight_hh_l0)
+    W = fresh.recurrent.weight_hh_l0.detach()
+    torch.testing.assert_close(W @ W.T, torch.eye(8), atol=1e-5, rtol=0)
+    with pytest.raises(TypeError, match="digits must be"):
+        bptt.train_mnist_rnn(torch.zeros(3))
+    with pytest.raises(ValueError, match="seed"):
+        bptt.train_mnist_rnn(_tiny_mnist(), seed=-1)

@@ -190,3 +190,28 @@ def test_draw_lstm_cell_labels_every_gate():
     for label in ("forget (keep)", "input (write)", "candidate", "output (read)", "$c_t$", "$h_t$"):
         assert label in texts
     plt.close(fig)
+
+
+def _tiny_mnist():
+    g = torch.Generator().manual_seed(0)
+    return data.MNIST(x_train=torch.rand(40, 28, 28, generator=g), y_train=torch.arange(40) % 10,
+                      x_test=torch.rand(20, 28, 28, generator=g), y_test=torch.arange(20) % 10,
+                      source="embedded")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_train_mnist_classifier_trains_every_kind_with_the_same_recipe(kind):
+    model, history = lstm_gates.train_mnist_classifier(kind, _tiny_mnist(), hidden_size=8, epochs=2,
+                                                       batch_size=16, device="cpu")
+    layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+    assert isinstance(model.recurrent, layer) and model.recurrent.hidden_size == 8
+    assert len(history["epoch"]) == 2 and all(a is not None for a in history["train_accuracy"])
+
+
+def test_train_mnist_classifier_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        lstm_gates.train_mnist_classifier("transformer", _tiny_mnist())
+    with pytest.raises(TypeError, match="digits must be"):
+        lstm_gates.train_mnist_classifier("lstm", torch.zeros(3))
+    with pytest.raises(ValueError, match="seed"):
+        lstm_gates.train_mnist_classifier("lstm", _tiny_mnist(), seed=-1)
