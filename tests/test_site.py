@@ -31,7 +31,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-from book_utils import (bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
+from book_utils import (attention_and_scans, bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
                         recurrent_neurons, sequence_shapes)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,10 @@ HISTORY = {
 SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
     "plot_digit_rows": lambda: recurrent_neurons.plot_digit_rows(torch.rand(28, 28), label=3),
+    "plot_attention": lambda: attention_and_scans.plot_attention([torch.rand(4, 3)], ["123"], ["321"]),
+    "plot_timings": lambda: attention_and_scans.plot_timings(
+        {"small": [{"T": 64, "loop": 1e-3, "scan": 5e-4, "nn.GRU": 2e-3},
+                   {"T": 256, "loop": 4e-3, "scan": 1e-3, "nn.GRU": 8e-3}]}),
     "plot_learning_curves": lambda: language_model.plot_learning_curves(
         {"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2),
     "plot_unit_activity": lambda: language_model.plot_unit_activity(

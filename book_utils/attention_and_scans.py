@@ -1,0 +1,569 @@
+"""Chapter 7: beyond the single state, attention and parallel recurrences.
+
+Two groups of helpers, both for Chapter 7 only:
+
+- **parallel recurrences**: the linear recurrence h_t = a_t * h_{t-1} + b_t computed
+  step by step (:func:`linear_recurrence_loop`), all at once with cumulative
+  products (:func:`naive_scan`, which breaks on long sequences) and all at once in
+  log space (:func:`log_scan`, Heinsen 2023), with :func:`parallel_scan` for inputs
+  of either sign (:func:`chunked_log_scan` bounds its float32 error); the
+  recurrent layers :class:`MinGRU` and :class:`MinLSTM` (Feng et al. 2024) built
+  on it, :func:`chrono_init` for their gates, and the drivers that compare them
+  with ``nn.GRU`` and ``nn.LSTM``: :func:`train_adding`, :class:`CharModel` with
+  :func:`train_char_model`, :func:`time_recurrences` and :func:`plot_timings`;
+- **attention**: :func:`additive_attention` (Bahdanau et al. 2015) with padded
+  source positions masked, the :class:`AttentionEncoderDecoder` that uses it,
+  and :func:`plot_attention`.
+
+Tensors are batch first: (batch, time, features).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from . import data, models, plots, training
+from ._checks import check_choice, check_int, check_lengths, check_tensor, check_type, checked_by
+
+# --------------------------------------------------------------- the linear recurrence
+
+
+def _check_recurrence(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> None:
+    check_tensor("a", a, dim=3, floating=True, layout="(batch, time, hidden)")
+    check_tensor("b", b, dim=3, floating=True, layout="(batch, time, hidden)")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if h0 is not None:
+        check_tensor("h0", h0, dim=2, floating=True, layout="(batch, hidden)")
+        if h0.shape != (a.shape[0], a.shape[2]):
+            raise ValueError(f"h0 must have shape (batch, hidden) = {(a.shape[0], a.shape[2])}, "
+                             f"got {tuple(h0.shape)}")
+
+
+@checked_by(_check_recurrence)
+def linear_recurrence_loop(a: torch.Tensor, b: torch.Tensor,
+                           h0: torch.Tensor | None = None) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t, one step after the other (Equation 4)."""
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0     # (batch, hidden)
+    states = []
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
+        h = a_t * h + b_t
+        states.append(h)
+    return torch.stack(states, dim=1)                      # (batch, time, hidden)
+
+
+@checked_by(_check_recurrence)
+def naive_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """All steps at once: h_t = A_t (h_0 + sum_{s<=t} b_s / A_s), A_t = a_1 ... a_t (Equation 5)."""
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    A = a.cumprod(dim=1)                                   # underflows to 0 for long t
+    return A * (h0[:, None] + (b / A).cumsum(dim=1))
+
+
+def _check_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> None:
+    check_tensor("log_a", log_a, dim=3, floating=True, layout="(batch, time, hidden)")
+    check_tensor("log_b", log_b, dim=3, floating=True, layout="(batch, time, hidden)")
+    check_tensor("log_h0", log_h0, dim=2, floating=True, layout="(batch, hidden)")
+    if log_a.shape != log_b.shape:
+        raise ValueError(f"log_a and log_b must have the same shape, "
+                         f"got {tuple(log_a.shape)} and {tuple(log_b.shape)}")
+    if log_h0.shape != (log_a.shape[0], log_a.shape[2]):
+        raise ValueError(f"log_h0 must have shape (batch, hidden) = "
+                         f"{(log_a.shape[0], log_a.shape[2])}, got {tuple(log_h0.shape)}")
+
+
+@checked_by(_check_log_scan)
+def log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> torch.Tensor:
+    """log h_t for h_t = a_t h_{t-1} + b_t with b, h_0 > 0, all steps at once (Equation 6)."""
+    log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step 0 holds h_0
+    log_b = torch.cat([log_h0[:, None], log_b], dim=1)
+    a_star = log_a.cumsum(dim=1)                           # log(a_1 ... a_t)
+    log_h = a_star + torch.logcumsumexp(log_b - a_star, dim=1)
+    return log_h[:, 1:]                                    # (batch, time, hidden)
+
+
+def _check_parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None,
+                         *, chunk: int | None = None) -> None:
+    _check_recurrence(a, b, h0)
+    if a.numel() and not bool((a > 0).all()):
+        raise ValueError(f"a must be positive everywhere (its logarithm is taken), "
+                         f"got a minimum of {a.min().item():.3g}")
+    if chunk is not None:
+        check_int("chunk", chunk, minimum=1)
+
+
+def _check_chunked_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor,
+                            chunk: int) -> None:
+    _check_log_scan(log_a, log_b, log_h0)
+    check_int("chunk", chunk, minimum=1)
+
+
+@checked_by(_check_chunked_log_scan)
+def chunked_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor,
+                     chunk: int) -> torch.Tensor:
+    """:func:`log_scan` over blocks of ``chunk`` steps, each starting from the last state."""
+    pieces = []
+    for start in range(0, log_a.shape[1], chunk):
+        piece = log_scan(log_a[:, start:start + chunk], log_b[:, start:start + chunk], log_h0)
+        log_h0 = piece[:, -1]                              # the next block starts here
+        pieces.append(piece)
+    return torch.cat(pieces, dim=1)
+
+
+@checked_by(_check_parallel_scan)
+def parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None,
+                  *, chunk: int | None = None) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + b_t in log space, for a > 0 and b, h_0 of either sign.
+
+    The recurrence is linear in (b, h_0), so their positive and negative parts
+    run as two scans in log space, and h is the difference. With ``chunk`` the
+    scan runs over blocks of that many steps (:func:`chunked_log_scan`), which
+    bounds the rounding error that grows with the size of log(a_1 ... a_t).
+    """
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    log_a = a.log()
+    parts = []
+    for sign in (1, -1):
+        log_b, log_h0 = (sign * b).clamp(min=0).log(), (sign * h0).clamp(min=0).log()
+        log_h = (log_scan(log_a, log_b, log_h0) if chunk is None
+                 else chunked_log_scan(log_a, log_b, log_h0, chunk))
+        parts.append(log_h.exp())
+    return parts[0] - parts[1]
+
+
+def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |estimate - reference| / max |reference|: the error on the scale of the values."""
+    check_tensor("estimate", estimate)
+    check_tensor("reference", reference)
+    if estimate.shape != reference.shape:
+        raise ValueError(f"estimate and reference must have the same shape, "
+                         f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
+    return ((estimate - reference).abs().max() / reference.abs().max()).item()
+
+
+# --------------------------------------------------------------- minGRU and minLSTM
+
+SCAN_MODES = ("scan", "loop")
+
+
+def log_g(x: torch.Tensor) -> torch.Tensor:
+    """log g(x) with g(x) = x + 1/2 for x >= 0 and sigmoid(x) below: positive, so it has a log."""
+    return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
+
+
+class _LinearRecurrence(nn.Module):
+    """A layer h_t = a_t * h_{t-1} + b_t whose a_t and b_t depend on x_t alone.
+
+    Subclasses define ``coefficients(x) -> (log_a, log_b)``. Called like
+    ``nn.GRU(batch_first=True)``: ``forward(x, h0=None)`` takes x (batch, time,
+    features) and an optional non-negative h0 (1, batch, hidden), and returns
+    (h (batch, time, hidden), h_n (1, batch, hidden)). ``mode="scan"`` computes
+    all steps at once with :func:`log_scan`; ``mode="loop"`` one step after
+    the other with :func:`linear_recurrence_loop`; both give the same numbers.
+    """
+
+    n_blocks = 2
+
+    def __init__(self, input_size: int, hidden_size: int, *, mode: str = "scan") -> None:
+        super().__init__()
+        self.input_size = check_int("input_size", input_size, minimum=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.mode = check_choice("mode", mode, SCAN_MODES)
+        self.linear = nn.Linear(input_size, self.n_blocks * hidden_size)
+
+    def forward(self, x: torch.Tensor,
+                h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features, got shape {tuple(x.shape)}")
+        expected = (1, x.shape[0], self.hidden_size)
+        if h0 is not None:
+            check_tensor("h0", h0, dim=3, floating=True, layout="(1, batch, hidden)")
+            if h0.shape != expected:
+                raise ValueError(f"h0 must have shape {expected}, got {tuple(h0.shape)}")
+            if bool((h0 < 0).any()):
+                raise ValueError("h0 must be non-negative: the layer's states are, "
+                                 f"got a minimum of {h0.min().item():.3g}")
+        check_choice("mode", self.mode, SCAN_MODES)
+        h0 = x.new_zeros(expected) if h0 is None else h0
+        log_a, log_b = self.coefficients(x)                # (batch, time, hidden) each
+        if self.mode == "scan":
+            h = log_scan(log_a, log_b, h0[0].log()).exp()
+        else:
+            h = linear_recurrence_loop(log_a.exp(), log_b.exp(), h0[0])
+        return h, h[:, -1][None]
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}"
+
+
+class MinGRU(_LinearRecurrence):
+    """minGRU (Feng et al. 2024): h_t = (1 - z_t) h_{t-1} + z_t g(h~_t), gates from x_t alone."""
+
+    n_blocks = 2
+
+    def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log a_t = log(1 - z_t), log b_t = log z_t + log g(h~_t)   (Equation 2)."""
+        k, h_tilde = self.linear(x).chunk(2, dim=-1)       # z_t = sigmoid(k)
+        log_a = -F.softplus(k)                             # log(1 - sigmoid(k))
+        log_b = -F.softplus(-k) + log_g(h_tilde)           # log sigmoid(k) + log g(h~)
+        return log_a, log_b
+
+
+class MinLSTM(_LinearRecurrence):
+    """minLSTM (Feng et al. 2024): h_t = f'_t h_{t-1} + i'_t g(h~_t), f' + i' = 1."""
+
+    n_blocks = 3
+
+    def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f'_t = f_t / (f_t + i_t), i'_t = i_t / (f_t + i_t), in log space   (Equation 3)."""
+        k_f, k_i, h_tilde = self.linear(x).chunk(3, dim=-1)
+        log_i_over_f = F.softplus(-k_f) - F.softplus(-k_i)  # log i_t - log f_t
+        log_a = -F.softplus(log_i_over_f)                  # log f'_t
+        log_b = -F.softplus(-log_i_over_f) + log_g(h_tilde)  # log i'_t + log g(h~)
+        return log_a, log_b
+
+
+# --------------------------------------------------------------- attention
+
+
+def _check_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                     mask: torch.Tensor, v: torch.Tensor) -> None:
+    check_tensor("query", query, dim=2, floating=True, layout="(batch, attention)")
+    check_tensor("keys", keys, dim=3, floating=True, layout="(batch, source_time, attention)")
+    check_tensor("values", values, dim=3, floating=True, layout="(batch, source_time, hidden)")
+    check_tensor("mask", mask, dim=2, layout="(batch, source_time)")
+    check_tensor("v", v, dim=1, floating=True, layout="(attention,)")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True at real positions), got dtype {mask.dtype}")
+    batch, source_time, size = keys.shape
+    if query.shape != (batch, size) or v.shape != (size,):
+        raise ValueError(f"query must be (batch, attention) = {(batch, size)} and v ({size},), "
+                         f"got {tuple(query.shape)} and {tuple(v.shape)}")
+    if values.shape[:2] != (batch, source_time) or mask.shape != (batch, source_time):
+        raise ValueError(f"values and mask must start with (batch, source_time) = "
+                         f"{(batch, source_time)}, got {tuple(values.shape)} and {tuple(mask.shape)}")
+    if batch and not bool(mask.any(dim=1).all()):
+        raise ValueError("mask must keep at least one source position in every row")
+
+
+@checked_by(_check_attention)
+def additive_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                       mask: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """c = sum_i alpha_i values_i, alpha = softmax_i(v . tanh(query + keys_i))  (Equation 1)."""
+    scores = torch.tanh(query[:, None] + keys) @ v          # (batch, source_time)
+    scores = scores.masked_fill(~mask, float("-inf"))     # padding gets weight exactly 0
+    alpha = scores.softmax(dim=1)                         # (batch, source_time), rows sum to 1
+    context = (alpha[:, :, None] * values).sum(dim=1)     # (batch, hidden)
+    return context, alpha
+
+
+class AttentionEncoderDecoder(models.EncoderDecoder):
+    """Chapter 3's encoder-decoder with additive attention over the encoder's states.
+
+    As in Bahdanau et al. (2015), the encoder reads the source in both
+    directions (``hidden_size // 2`` units each way), so its state e_i at each
+    position i knows the tokens on both sides; it keeps all of them. At each
+    output step j the decoder attends with its previous state d_{j-1}, reads the
+    context c_j with the previous token's embedding,
+    d_j = GRUCell([E[y_{j-1}], c_j], d_{j-1}), and predicts from [d_j, c_j].
+    It is called like :class:`models.EncoderDecoder`, so
+    ``models.train_encoder_decoder`` and ``models.decode_and_score`` work on it;
+    :meth:`decode_with_attention` also returns the attention weights.
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64,
+                 attention_size: int | None = None) -> None:
+        super().__init__(vocab_size, embedding_size, hidden_size)
+        if hidden_size % 2:
+            raise ValueError(f"hidden_size must be even (half for each direction), got {hidden_size}")
+        attention_size = check_int("attention_size", attention_size or hidden_size, minimum=1)
+        del self.decoder                                  # replaced by a cell that reads c_j
+        self.encoder = nn.GRU(embedding_size, hidden_size // 2, batch_first=True,
+                              bidirectional=True)
+        self.cell = nn.GRUCell(embedding_size + hidden_size, hidden_size)
+        self.W_q = nn.Linear(hidden_size, attention_size, bias=False)
+        self.W_k = nn.Linear(hidden_size, attention_size)
+        self.v = nn.Parameter(torch.randn(attention_size) / attention_size ** 0.5)
+        self.head = nn.Linear(2 * hidden_size, vocab_size)
+
+    def encode_all(self, source: torch.Tensor, lengths: torch.Tensor):
+        """(states e (batch, source_time, hidden), summary (batch, hidden), mask (batch, source_time))."""
+        self._check_ids("source", source)
+        check_lengths(lengths, source.shape[0], source.shape[1])
+        packed = pack_padded_sequence(self.embed(source), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        states, h_n = self.encoder(packed)                # h_n: (2 directions, batch, hidden / 2)
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=source.shape[1])
+        summary = torch.cat([h_n[0], h_n[1]], dim=1)      # both directions' final states
+        return states, summary, data.length_mask(lengths.to(source.device), source.shape[1])
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encode_all(source, lengths)[1][None]  # (1, batch, hidden), as in chapter 3
+
+    def step(self, token, d, states, keys, mask):
+        """One decoder step: (logits (batch, vocab), new state d, attention weights)."""
+        context, alpha = additive_attention(self.W_q(d), keys, states, mask, self.v)
+        d = self.cell(torch.cat([self.embed(token), context], dim=1), d)
+        return self.head(torch.cat([d, context], dim=1)), d, alpha
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor,
+                decoder_inputs: torch.Tensor) -> torch.Tensor:
+        self._check_ids("decoder_inputs", decoder_inputs)
+        if decoder_inputs.shape[0] != source.shape[0]:
+            raise ValueError(f"decoder_inputs must have batch size {source.shape[0]}, "
+                             f"got {decoder_inputs.shape[0]}")
+        states, d, mask = self.encode_all(source, lengths)
+        keys = self.W_k(states)                           # computed once for all steps
+        logits = []
+        for token in decoder_inputs.unbind(1):            # teacher forcing: the true tokens
+            step_logits, d, _ = self.step(token, d, states, keys, mask)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)                 # (batch, target_time, vocab)
+
+    @torch.no_grad()
+    def decode_with_attention(self, source: torch.Tensor, lengths: torch.Tensor,
+                              max_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding: (ids (batch, steps), attention (batch, steps, source_time))."""
+        check_int("max_steps", max_steps, minimum=1)
+        states, d, mask = self.encode_all(source, lengths)
+        keys = self.W_k(states)
+        token = source.new_full((source.shape[0],), data.SOS)
+        finished = torch.zeros(source.shape[0], dtype=torch.bool, device=source.device)
+        produced, weights = [], []
+        for _ in range(max_steps):
+            logits, d, alpha = self.step(token, d, states, keys, mask)
+            token = logits.argmax(dim=1).masked_fill(finished, data.PAD)  # nothing after the end
+            produced.append(token)
+            weights.append(alpha)
+            finished |= token == data.EOS
+            if finished.all():
+                break
+        return torch.stack(produced, dim=1), torch.stack(weights, dim=1)
+
+    def greedy_decode(self, source: torch.Tensor, lengths: torch.Tensor, max_steps: int) -> torch.Tensor:
+        return self.decode_with_attention(source, lengths, max_steps)[0]
+
+
+# --------------------------------------------------------------- training drivers
+
+LAYER_KINDS = ("mingru", "minlstm", "gru", "lstm")
+
+
+def make_layer(kind: str, input_size: int, hidden_size: int) -> nn.Module:
+    """A batch-first recurrent layer: ``MinGRU``, ``MinLSTM``, ``nn.GRU`` or ``nn.LSTM``."""
+    check_choice("kind", kind, LAYER_KINDS)
+    if kind == "mingru":
+        return MinGRU(input_size, hidden_size)
+    if kind == "minlstm":
+        return MinLSTM(input_size, hidden_size)
+    return models.make_recurrent(kind, input_size, hidden_size)
+
+
+@torch.no_grad()
+def chrono_init(layer: nn.Module, max_lag: int, *, seed: int = 0) -> torch.Tensor:
+    """Spread the memory of a layer over 2 .. ``max_lag`` steps (Tallec and Ollivier 2018).
+
+    For each unit a time scale tau is drawn from U[2, max_lag], and the gate
+    biases are set so that the share of the old state kept at each step starts
+    at 1 - 1/tau (and, for the LSTMs, the share written at 1/tau), as chapter 5
+    does for ``nn.LSTM`` and ``nn.GRU``. Returns tau, shape (hidden,).
+    """
+    check_type("layer", layer, (MinGRU, MinLSTM, nn.GRU, nn.LSTM))
+    max_lag = check_int("max_lag", max_lag, minimum=3)
+    H = layer.hidden_size
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    tau = 2.0 + (max_lag - 2.0) * torch.rand(H, generator=generator)
+    keep = torch.log(tau - 1.0)                           # sigmoid(keep) = 1 - 1/tau
+    if isinstance(layer, MinGRU):                         # blocks k (z = sigmoid(k)), h~
+        layer.linear.bias[:H] = -keep
+    elif isinstance(layer, MinLSTM):                      # blocks f, i, h~
+        layer.linear.bias[:H], layer.linear.bias[H:2 * H] = keep, -keep
+    elif isinstance(layer, nn.GRU):                       # PyTorch's blocks r, z, n
+        layer.bias_ih_l0[H:2 * H], layer.bias_hh_l0[H:2 * H] = keep, 0.0
+    else:                                                 # PyTorch's blocks i, f, g, o
+        layer.bias_ih_l0[:H], layer.bias_hh_l0[:H] = -keep, 0.0
+        layer.bias_ih_l0[H:2 * H], layer.bias_hh_l0[H:2 * H] = keep, 0.0
+    return tau
+
+
+def train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: int = 300,
+                 batch_size: int = 64, lr: float = 1e-2, seed: int = 0, n_test: int = 1000,
+                 device: str | torch.device | None = None) -> dict:
+    """Train a ``models.SequenceRegressor`` over ``make_layer(kind)`` on the adding problem.
+
+    The layer starts from :func:`chrono_init` with time scales up to ``steps``.
+    ``train_steps`` Adam updates (cosine-decayed rate, clipping at 1) on
+    minibatches drawn from ``train_steps * batch_size`` sequences of length
+    ``steps``; returns {"model", "mse" (on ``n_test`` new sequences),
+    "seconds", "parameters"}.
+    """
+    torch.manual_seed(check_int("seed", seed, minimum=0))
+    steps = check_int("steps", steps, minimum=3)         # chrono_init needs lags of 3 or more
+    layer = make_layer(kind, 2, hidden_size)
+    chrono_init(layer, steps, seed=seed)
+    model = models.SequenceRegressor(layer, hidden_size)
+    train_steps = check_int("train_steps", train_steps, minimum=1)
+    x, y = data.adding_problem(train_steps * check_int("batch_size", batch_size, minimum=1),
+                               steps, seed=seed)
+    x_test, y_test = data.adding_problem(check_int("n_test", n_test, minimum=1), steps,
+                                         seed=seed + 1_000_003)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=train_steps)
+    batches = training.random_batches(x, y, batch_size=batch_size, seed=seed)
+    history = training.fit(model.to(device), batches, steps=train_steps, optimizer=optimizer,
+                           scheduler=schedule, loss_fn=F.mse_loss, clip_norm=1.0, device=device,
+                           verbose=False)
+    test = training.evaluate(model, [(x_test, y_test)], loss_fn=F.mse_loss, device=device)
+    return {"model": model, "mse": test["loss"], "seconds": history["seconds"][0],
+            "parameters": models.count_parameters(model)}
+
+
+class CharModel(nn.Module):
+    """A character model: embedding, one recurrent layer (:func:`make_layer`), linear head.
+
+    ``forward(x, state=None)`` maps ids (batch, time) to (logits (batch, time,
+    vocab), state), so ``training.fit(..., state="carry")`` reads long streams.
+    """
+
+    def __init__(self, kind: str, vocab_size: int, embedding_size: int = 32,
+                 hidden_size: int = 128) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(check_int("vocab_size", vocab_size, minimum=2),
+                                  check_int("embedding_size", embedding_size, minimum=1))
+        self.recurrent = make_layer(kind, embedding_size, hidden_size)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        check_tensor("x", x, dim=2, integer=True, layout="(batch, time)")
+        outputs, state = self.recurrent(self.embed(x), state)
+        return self.head(outputs), state
+
+
+def train_char_model(kind: str, train_windows: list, validation_windows: list, *,
+                     hidden_size: int = 128, epochs: int = 1, lr: float = 3e-3,
+                     seed: int = 0, device: str | torch.device | None = None) -> dict:
+    """Train a :class:`CharModel` on stream windows with truncated BPTT (state carried).
+
+    Returns {"model", "validation_bpc", "seconds", "parameters", "history"}.
+    """
+    from . import text                                    # the corpus helpers, core
+
+    torch.manual_seed(check_int("seed", seed, minimum=0))
+    vocab_size = len(text.CharVocabulary())
+    model = CharModel(kind, vocab_size, hidden_size=hidden_size)
+    steps = check_int("epochs", epochs, minimum=1) * len(train_windows)
+    optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=steps)
+    history = training.fit(model, train_windows, epochs=epochs, optimizer=optimizer,
+                           scheduler=schedule, clip_norm=1.0, state="carry", device=device,
+                           verbose=False)
+    validation = training.evaluate(model, validation_windows, state="carry", device=device)
+    return {"model": model, "validation_bpc": text.bits_per_char(validation["loss"]),
+            "seconds": sum(history["seconds"]), "parameters": models.count_parameters(model),
+            "history": history}
+
+
+# --------------------------------------------------------------- timings and figures
+
+
+def _time_once(layer: nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    outputs, _ = layer(x)
+    outputs.sum().backward()                              # training needs both passes
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def time_recurrences(lengths: Sequence[int], *, batch_size: int = 16, input_size: int = 32,
+                     hidden_size: int = 64, repeats: int = 3,
+                     device: str | torch.device = "cpu") -> list[dict]:
+    """Seconds for one forward and backward pass of a recurrent layer, for each length T.
+
+    Three layers of the same width: :class:`MinGRU` as a loop and as a scan,
+    and ``nn.GRU``. Each time is the best of ``repeats`` runs, after one
+    warm-up run. Returns one row per T: {"T", "loop", "scan", "nn.GRU"}.
+    """
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence) or not lengths:
+        raise TypeError(f"lengths must be a non-empty list of ints, got {lengths!r}")
+    lengths = [check_int("each length", T, minimum=1) for T in lengths]
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    input_size = check_int("input_size", input_size, minimum=1)
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    repeats = check_int("repeats", repeats, minimum=1)
+    device = torch.device(device)
+    layers = {"loop": MinGRU(input_size, hidden_size, mode="loop"),
+              "scan": MinGRU(input_size, hidden_size, mode="scan"),
+              "nn.GRU": nn.GRU(input_size, hidden_size, batch_first=True)}
+    rows = []
+    for T in lengths:
+        x = torch.randn(batch_size, T, input_size, device=device)
+        row = {"T": T}
+        for name, layer in layers.items():
+            layer.to(device)
+            _time_once(layer, x)                          # warm-up: allocations, kernel choice
+            row[name] = min(_time_once(layer, x) for _ in range(repeats))
+        rows.append(row)
+    return rows
+
+
+def crossover(rows: Sequence[dict], fast: str, slow: str) -> int | None:
+    """The smallest T from which ``fast`` beats ``slow`` at every longer T measured, or None."""
+    check_type("rows", rows, (list, tuple))
+    if not rows or any(fast not in r or slow not in r or "T" not in r for r in rows):
+        raise ValueError(f"rows must be a non-empty list of dicts with keys 'T', {fast!r}, {slow!r}")
+    found = None
+    for row in sorted(rows, key=lambda r: r["T"], reverse=True):
+        if row[fast] >= row[slow]:
+            break
+        found = row["T"]
+    return found
+
+
+def plot_timings(timings: dict[str, list[dict]]) -> Figure:
+    """Time per pass against T, log-log: one panel per setting, one line per layer."""
+    check_type("timings", timings, dict)
+    if not timings:
+        raise ValueError("timings must hold at least one setting, got an empty dict")
+    fig, axes = plt.subplots(1, len(timings), figsize=(4.6 * len(timings), 3.4), squeeze=False)
+    colours = {"loop": plots.PALETTE["orange"], "scan": plots.PALETTE["blue"],
+               "nn.GRU": plots.PALETTE["green"]}
+    for ax, (setting, rows) in zip(axes[0], timings.items()):
+        lengths = [r["T"] for r in rows]
+        for name, colour in colours.items():
+            ax.loglog(lengths, [1000 * r[name] for r in rows], marker="o", ms=4, color=colour,
+                      label={"loop": "minGRU, loop", "scan": "minGRU, scan"}.get(name, name))
+        ax.set_title(setting, fontsize=10)
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel("forward + backward (ms)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
+                   outputs: Sequence[str]) -> Figure:
+    """Attention maps: for each example, output step (rows) against source digit (columns)."""
+    if not (len(weights) == len(sources) == len(outputs)) or not weights:
+        raise ValueError(f"weights, sources and outputs must pair up and not be empty, got "
+                         f"{len(weights)}, {len(sources)} and {len(outputs)}")
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.0 * len(weights), 3.2))
+    axes = [axes] if len(weights) == 1 else list(axes)
+    for ax, alpha, source, output in zip(axes, weights, sources, outputs):
+        alpha = alpha.detach().cpu()[: len(output) + 1, : len(source)]  # written digits + end
+        shown = ax.imshow(alpha, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(source)), list(source))
+        ax.set_yticks(range(alpha.shape[0]), list(output) + ["<eos>"][: alpha.shape[0] - len(output)])
+        ax.set_xlabel("source digit")
+        ax.set_ylabel("output digit")
+        ax.grid(False)
+    fig.colorbar(shown, ax=axes, shrink=0.8, label="attention weight")
+    return fig

@@ -1,0 +1,300 @@
+"""Chapter 7's helpers: attention with masked padding, the linear recurrence as a loop and as a
+scan, minGRU and minLSTM, and the errors their entry points raise."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from book_utils import attention_and_scans as A
+from book_utils import data, models
+
+
+def random_recurrence(batch, time, hidden, *, dtype=torch.float64, seed=0, low=0.01, high=0.99):
+    g = torch.Generator().manual_seed(seed)
+    a = low + (high - low) * torch.rand(batch, time, hidden, generator=g, dtype=dtype)
+    b = torch.randn(batch, time, hidden, generator=g, dtype=dtype)
+    h0 = torch.randn(batch, hidden, generator=g, dtype=dtype)
+    return a, b, h0
+
+
+# ---------------------------------------------------------------- loop and scans
+
+
+def test_loop_follows_the_recurrence_by_hand():
+    a = torch.tensor([[[0.5], [2.0], [0.1]]])
+    b = torch.tensor([[[1.0], [-1.0], [3.0]]])
+    h = A.linear_recurrence_loop(a, b, torch.tensor([[4.0]]))
+    # h1 = 0.5*4 + 1 = 3, h2 = 2*3 - 1 = 5, h3 = 0.1*5 + 3 = 3.5
+    torch.testing.assert_close(h[0, :, 0], torch.tensor([3.0, 5.0, 3.5]))
+
+
+@pytest.mark.parametrize("time", [1, 7, 256, 4096])
+def test_scan_equals_loop_on_random_inputs_of_either_sign(time):
+    a, b, h0 = random_recurrence(2, time, 3, seed=time)
+    loop = A.linear_recurrence_loop(a, b, h0)
+    assert A.max_relative_error(A.parallel_scan(a, b, h0), loop) <= 1e-10
+    assert A.max_relative_error(A.parallel_scan(a, b, h0, chunk=64), loop) <= 1e-10
+
+
+def test_float32_scan_in_chunks_stays_within_1e_5_of_a_float64_loop_on_long_sequences():
+    a, b, h0 = random_recurrence(2, 4096, 4, dtype=torch.float32, seed=1)
+    reference = A.linear_recurrence_loop(a.double(), b.double(), h0.double())
+    assert A.max_relative_error(A.parallel_scan(a, b, h0, chunk=64).double(), reference) <= 1e-5
+
+
+@pytest.mark.parametrize("low, high", [(1e-30, 1e-20), (1 - 1e-9, 1.0), (1e-30, 1.0)])
+def test_scan_equals_loop_for_extreme_gates(low, high):
+    a, b, h0 = random_recurrence(2, 1024, 3, seed=5, low=low, high=high)
+    loop = A.linear_recurrence_loop(a, b, h0)
+    assert A.max_relative_error(A.parallel_scan(a, b, h0), loop) <= 1e-8
+
+
+def test_naive_scan_is_right_on_short_sequences_and_breaks_on_long_ones():
+    a, b, h0 = random_recurrence(2, 16, 3, dtype=torch.float32, seed=2, low=0.4, high=0.6)
+    torch.testing.assert_close(A.naive_scan(a, b, h0), A.linear_recurrence_loop(a, b, h0))
+    a, b, h0 = random_recurrence(2, 512, 3, dtype=torch.float32, seed=2, low=0.4, high=0.6)
+    assert not torch.isfinite(A.naive_scan(a, b, h0)).all()
+    assert torch.isfinite(A.parallel_scan(a, b, h0)).all()
+
+
+def test_log_scan_gives_log_states_and_chunks_change_nothing():
+    a, b, h0 = random_recurrence(3, 50, 2, seed=3)
+    b, h0 = b.abs(), h0.abs()
+    log_h = A.log_scan(a.log(), b.log(), h0.log())
+    torch.testing.assert_close(log_h.exp(), A.linear_recurrence_loop(a, b, h0))
+    torch.testing.assert_close(A.chunked_log_scan(a.log(), b.log(), h0.log(), 7), log_h)
+
+
+def test_recurrence_errors_name_the_problem():
+    a, b, h0 = random_recurrence(2, 5, 3)
+    with pytest.raises(ValueError, match="a must have shape"):
+        A.linear_recurrence_loop(a[0], b)
+    with pytest.raises(ValueError, match="same shape"):
+        A.naive_scan(a, b[:, :4])
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        A.parallel_scan(a, b, h0[:1])
+    with pytest.raises(ValueError, match="a must be positive"):
+        A.parallel_scan(-a, b)
+    with pytest.raises(TypeError, match="floating-point"):
+        A.linear_recurrence_loop(torch.ones(1, 2, 3, dtype=torch.long), torch.ones(1, 2, 3))
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        A.parallel_scan(a, b, chunk=0)
+    with pytest.raises(ValueError, match="log_h0 must have shape"):
+        A.log_scan(a.log(), b.abs().log(), h0[:, :2])
+    with pytest.raises(ValueError, match="same shape"):
+        A.max_relative_error(a, b[:, :2])
+
+
+# ---------------------------------------------------------------- minGRU and minLSTM
+
+
+@pytest.mark.parametrize("layer_class", [A.MinGRU, A.MinLSTM])
+def test_min_layers_shapes_and_scan_equals_loop(layer_class):
+    torch.manual_seed(0)
+    layer = layer_class(3, 5).double()
+    x = torch.randn(4, 9, 3, dtype=torch.float64)
+    h, h_n = layer(x)
+    assert h.shape == (4, 9, 5) and h_n.shape == (1, 4, 5)
+    torch.testing.assert_close(h_n[0], h[:, -1])
+    assert (h > 0).all(), "states stay positive: b_t > 0 and h_0 = 0"
+    layer.mode = "loop"
+    torch.testing.assert_close(layer(x)[0], h)
+    # Carrying the state: two halves equal one pass.
+    first, state = layer(x[:, :4])
+    torch.testing.assert_close(torch.cat([first, layer(x[:, 4:], state)[0]], dim=1), h)
+
+
+def test_mingru_matches_its_equation_step_by_step():
+    torch.manual_seed(1)
+    layer = A.MinGRU(2, 4).double()
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    k, h_tilde = layer.linear(x).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    g = torch.where(h_tilde >= 0, h_tilde + 0.5, torch.sigmoid(h_tilde))
+    h, states = torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(6):
+        h = (1 - z[:, t]) * h + z[:, t] * g[:, t]
+        states.append(h)
+    torch.testing.assert_close(layer(x)[0], torch.stack(states, dim=1))
+
+
+def test_minlstm_normalises_its_gates_step_by_step():
+    torch.manual_seed(2)
+    layer = A.MinLSTM(2, 4).double()
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    k_f, k_i, h_tilde = layer.linear(x).chunk(3, dim=-1)
+    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+    g = torch.where(h_tilde >= 0, h_tilde + 0.5, torch.sigmoid(h_tilde))
+    h, states = torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(6):
+        h = f[:, t] / (f[:, t] + i[:, t]) * h + i[:, t] / (f[:, t] + i[:, t]) * g[:, t]
+        states.append(h)
+    torch.testing.assert_close(layer(x)[0], torch.stack(states, dim=1))
+
+
+@pytest.mark.parametrize("layer_class", [A.MinGRU, A.MinLSTM])
+@pytest.mark.parametrize("mode", ["scan", "loop"])
+def test_min_layers_pass_gradcheck_in_float64(layer_class, mode):
+    torch.manual_seed(3)
+    layer = layer_class(2, 3, mode=mode).double()
+    x = torch.randn(2, 5, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(1, 2, 3, dtype=torch.float64, requires_grad=True) + 0.1
+    assert torch.autograd.gradcheck(lambda x, h0: layer(x, h0)[0], (x, h0))
+    weight = layer.linear.weight
+    assert torch.autograd.gradcheck(
+        lambda w: torch.func.functional_call(layer, {"linear.weight": w}, (x.detach(),))[0],
+        (weight.detach().clone().requires_grad_(),))
+
+
+def test_min_layer_errors_name_the_problem():
+    layer = A.MinGRU(3, 4)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\)"):
+        layer(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="x must have 3 features"):
+        layer(torch.randn(2, 5, 4))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(1, batch, hidden\)"):
+        layer(torch.randn(2, 5, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="h0 must be non-negative"):
+        layer(torch.randn(2, 5, 3), -torch.ones(1, 2, 4))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        A.MinLSTM(3, 4, mode="parallel")
+    with pytest.raises(TypeError, match="hidden_size must be an int"):
+        A.MinGRU(3, 4.0)
+
+
+def test_chrono_init_sets_the_kept_share_to_one_minus_one_over_tau():
+    for layer in (A.MinGRU(2, 6), A.MinLSTM(2, 6)):
+        tau = A.chrono_init(layer, 50)
+        log_a, _ = layer.coefficients(torch.zeros(1, 1, 2))
+        torch.testing.assert_close(log_a[0, 0].exp(), 1 - 1 / tau)
+    gru = nn.GRU(2, 6, batch_first=True)
+    tau = A.chrono_init(gru, 50)
+    torch.testing.assert_close(torch.sigmoid(gru.bias_ih_l0[6:12] + gru.bias_hh_l0[6:12]), 1 - 1 / tau)
+    with pytest.raises(TypeError, match="layer must be"):
+        A.chrono_init(nn.RNN(2, 6), 50)
+
+
+def test_make_layer_and_crossover():
+    assert isinstance(A.make_layer("minlstm", 2, 4), A.MinLSTM)
+    assert isinstance(A.make_layer("lstm", 2, 4), nn.LSTM)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        A.make_layer("transformer", 2, 4)
+    rows = [{"T": 1, "scan": 3, "loop": 2}, {"T": 2, "scan": 1, "loop": 2}, {"T": 4, "scan": 1, "loop": 2}]
+    assert A.crossover(rows, "scan", "loop") == 2
+    assert A.crossover(rows, "loop", "scan") is None
+    with pytest.raises(ValueError, match="rows must be"):
+        A.crossover([{"T": 1}], "scan", "loop")
+
+
+# ---------------------------------------------------------------- attention
+
+
+def attention_inputs(batch=3, source_time=6, size=4, hidden=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    query = torch.randn(batch, size, generator=g)
+    keys = torch.randn(batch, source_time, size, generator=g)
+    values = torch.randn(batch, source_time, hidden, generator=g)
+    v = torch.randn(size, generator=g)
+    lengths = torch.tensor([6, 3, 1])[:batch]
+    return query, keys, values, data.length_mask(lengths, source_time), v
+
+
+def test_attention_weights_sum_to_one_and_are_zero_on_padding():
+    query, keys, values, mask, v = attention_inputs()
+    context, alpha = A.additive_attention(query, keys, values, mask, v)
+    assert context.shape == (3, 5) and alpha.shape == (3, 6)
+    torch.testing.assert_close(alpha.sum(dim=1), torch.ones(3))
+    assert (alpha[~mask] == 0).all()
+    torch.testing.assert_close(context, torch.einsum("bs,bsh->bh", alpha, values))
+
+
+def test_padding_changes_nothing():
+    query, keys, values, mask, v = attention_inputs()
+    context, alpha = A.additive_attention(query, keys, values, mask, v)
+    keys2, values2 = keys.clone(), values.clone()
+    keys2[~mask], values2[~mask] = 1e3, -1e3                   # garbage in the padding
+    context2, alpha2 = A.additive_attention(query, keys2, values2, mask, v)
+    torch.testing.assert_close(context2, context)
+    torch.testing.assert_close(alpha2, alpha)
+    # Row 1 (3 real positions) gives what it gives when cut to its real positions.
+    c1, a1 = A.additive_attention(query[1:2], keys[1:2, :3], values[1:2, :3], mask[1:2, :3], v)
+    torch.testing.assert_close(c1, context[1:2])
+    torch.testing.assert_close(a1, alpha[1:2, :3])
+
+
+def test_encoder_decoder_with_attention_ignores_source_padding():
+    torch.manual_seed(0)
+    vocab = data.Vocabulary("0123456789")
+    model = A.AttentionEncoderDecoder(len(vocab), 8, 16).eval()
+    short, lengths = vocab.encode(["123"])
+    padded = torch.cat([short, torch.full((1, 4), data.PAD)], dim=1)   # the same string, more padding
+    targets, _ = vocab.encode(["321"], add_eos=True)
+    inputs = models.shift_right(targets)
+    with torch.no_grad():
+        torch.testing.assert_close(model(padded, lengths, inputs), model(short, lengths, inputs))
+        ids, alpha = model.decode_with_attention(padded, lengths, 5)
+        ids_short, alpha_short = model.decode_with_attention(short, lengths, 5)
+    assert torch.equal(ids, ids_short)
+    assert (alpha[..., 3:] == 0).all()
+    torch.testing.assert_close(alpha[..., :3], alpha_short)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(alpha.shape[:2]))
+
+
+def test_encoder_decoder_with_attention_trains_through_the_core_recipe():
+    vocab = data.Vocabulary("0123456789")
+    sources, targets = data.reversal_pairs(64, 2, 3, seed=0)
+    torch.manual_seed(0)
+    model = A.AttentionEncoderDecoder(len(vocab), 8, 16)
+    history = models.train_encoder_decoder(model, vocab, sources, targets, steps=5, batch_size=8)
+    assert len(history["step_loss"]) == 5 and all(math.isfinite(v) for v in history["step_loss"])
+    accuracy, predicted = models.decode_and_score(model, vocab, sources[:4], targets[:4])
+    assert 0.0 <= accuracy <= 1.0 and len(predicted) == 4
+
+
+def test_attention_errors_name_the_problem():
+    query, keys, values, mask, v = attention_inputs()
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        A.additive_attention(query, keys, values, mask.float(), v)
+    with pytest.raises(ValueError, match="query must be"):
+        A.additive_attention(query[:, :2], keys, values, mask, v)
+    with pytest.raises(ValueError, match="values and mask must start with"):
+        A.additive_attention(query, keys, values[:, :2], mask, v)
+    mask[2] = False
+    with pytest.raises(ValueError, match="at least one source position"):
+        A.additive_attention(query, keys, values, mask, v)
+    with pytest.raises(ValueError, match="hidden_size must be even"):
+        A.AttentionEncoderDecoder(13, 8, 15)
+    with pytest.raises(ValueError, match="weights, sources and outputs must pair up"):
+        A.plot_attention([torch.rand(2, 2)], ["12", "34"], ["21"])
+
+
+# ---------------------------------------------------------------- drivers
+
+
+def test_drivers_train_and_report():
+    run = A.train_adding("mingru", 10, hidden_size=4, train_steps=3, batch_size=8, n_test=16)
+    assert run["parameters"] == models.count_parameters(run["model"]) and math.isfinite(run["mse"])
+    windows = [(torch.randint(0, 96, (2, 5)), torch.randint(0, 96, (2, 5))) for _ in range(2)]
+    run = A.train_char_model("minlstm", windows, windows, hidden_size=8)
+    assert 0 < run["validation_bpc"] < 10 and len(run["history"]["step_loss"]) == 2
+    rows = A.time_recurrences([4, 8], batch_size=1, input_size=2, hidden_size=3, repeats=1)
+    assert [r["T"] for r in rows] == [4, 8] and all(r["scan"] > 0 for r in rows)
+
+
+def test_driver_errors_name_the_problem():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        A.train_adding("rnn", 10)
+    with pytest.raises(ValueError, match="steps must be >= 3"):
+        A.train_adding("gru", 1, train_steps=1)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time\)"):
+        A.CharModel("gru", 10)(torch.randn(2, 3, 4))
+    with pytest.raises(TypeError, match="lengths must be a non-empty list"):
+        A.time_recurrences(64)
+    with pytest.raises(ValueError, match="each length must be >= 1"):
+        A.time_recurrences([0])
+    with pytest.raises(ValueError, match="timings must hold at least one setting"):
+        A.plot_timings({})
