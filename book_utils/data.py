@@ -333,7 +333,8 @@ def download(
             expected = size if size is not None else int(announced) if announced.isdigit() else None
             part = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
             # os.open applies the umask to 0o666 as open() does (tempfile would give 0o600).
-            with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            with os.fdopen(os.open(part, flags, 0o666), "wb") as out:
                 bar = _Progress(dest.name, expected) if progress else None
                 done = _copy(response, out, url, expected, wait, stop_at, deadline, bar)
         if bar is not None:
