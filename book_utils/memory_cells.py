@@ -11,12 +11,15 @@
 - :func:`make_recall_task`: a task that needs memory; :class:`LastStepClassifier` is
   the no-memory baseline, :class:`ReadoutRNN` a cell whose output is not its state,
   :func:`draw_cell_with_output` its diagram.
+- :func:`plot_state_trajectories`: hidden-state paths of several classes, with the direction
+  of reading marked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from torch import nn
@@ -24,7 +27,7 @@ from torch import nn
 from ._checks import check_float, check_int, check_tensor, check_type, checked_by
 from .cells import torch_parameters
 from .models import make_recurrent
-from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
+from .plots import CYCLE, DIAGRAM, diagram_axes, draw_arrow, draw_box
 from .training import model_device
 
 
@@ -426,4 +429,55 @@ def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y"
             color=DIAGRAM["edge"])
     ax.set_xlim(-0.1, width)
     ax.set_ylim(-0.35, 3.35)
+    return fig
+
+
+# Colour, line style and end marker of each class: three cues, so classes stay apart in grey too.
+_TRAJECTORY_STYLES = list(zip(CYCLE, ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1))],
+                              "oD^vsP"))
+
+
+def plot_state_trajectories(
+    trajectories: torch.Tensor, labels: torch.Tensor, classes: list[int], *,
+    per_class: int = 8, explained: torch.Tensor | None = None,
+) -> Figure:
+    """State trajectories projected on two principal components, a few classes at a time.
+
+    ``trajectories`` has shape (digits, time, 2) and ``labels`` shape (digits,). For each
+    class in ``classes``: ``per_class`` single trajectories as thin lines, the class mean
+    as a thick line in its own colour and line style, arrowheads along the mean that show
+    the direction of reading, and a marker of its own at the state after the last row.
+    A grey square marks where every digit starts. ``explained``, the two shares of
+    variance, goes into the axis labels.
+    """
+    check_tensor("trajectories", trajectories, dim=3, floating=True, layout="(digits, time, 2)")
+    check_tensor("labels", labels, dim=1)
+    if trajectories.shape[2] != 2 or len(labels) != len(trajectories):
+        raise ValueError(f"trajectories must have shape (digits, time, 2) with one label per "
+                         f"digit, got {tuple(trajectories.shape)} and {len(labels)} labels")
+    check_type("classes", classes, list)
+    check_int("per_class", per_class, minimum=0)
+    missing = [c for c in classes if not (labels == c).any()]
+    if not classes or missing or len(classes) > len(_TRAJECTORY_STYLES):
+        raise ValueError(f"classes must list 1 to {len(_TRAJECTORY_STYLES)} labels present in "
+                         f"labels, got {classes} (absent: {missing})")
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for digit, (colour, dashes, marker) in zip(classes, _TRAJECTORY_STYLES):
+        members = trajectories[labels == digit].numpy()
+        for path in members[:per_class]:
+            ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.6, alpha=0.35)
+        mean = members.mean(axis=0)
+        ax.plot(mean[:, 0], mean[:, 1], color=colour, lw=2.5, ls=dashes,
+                marker=marker, markevery=[len(mean) - 1], ms=9, mec="black",
+                label=f"digit {digit}")
+        for t in range(len(mean) // 4, len(mean) - 1, max(1, len(mean) // 4)):
+            ax.annotate("", xy=mean[t + 1], xytext=mean[t],
+                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 2})
+    start = trajectories[:, 0].mean(dim=0).numpy()
+    ax.plot(*start, marker="s", color="#808080", ms=9, ls="none", label="start (row 0)")
+    shares = ["", ""] if explained is None else [f" ({s:.0%} of variance)" for s in explained]
+    ax.set_xlabel(f"principal component 1{shares[0]}")
+    ax.set_ylabel(f"principal component 2{shares[1]}")
+    ax.legend(title="mean path, end marker", fontsize=8)
+    fig.tight_layout()
     return fig

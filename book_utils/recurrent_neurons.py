@@ -2,6 +2,7 @@
 
 - :func:`draw_unrolled_rnn`: a recurrent layer, folded and unrolled through time.
 - :func:`plot_digit_rows`: an MNIST digit as the sequence of rows an RNN reads.
+- :func:`plot_compared_runs`: the learning curves of several runs, overlaid.
 
 The cell itself, :mod:`book_utils.cells`, is core: later chapters build on it.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ._checks import check_int
-from .plots import DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
+from ._checks import check_int, check_type
+from .plots import CYCLE, DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
 
 
 def draw_unrolled_rnn(steps: int = 3, *, state: str = "h", output: str | None = None) -> Figure:
@@ -73,5 +74,39 @@ def plot_digit_rows(image, label: int | None = None) -> Figure:
     right.set_xlabel("time step t (row of the image)")
     right.set_ylabel("feature (pixel)")
     right.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_compared_runs(histories: dict[str, dict]) -> Figure:
+    """Loss and accuracy per epoch of several runs in one figure, to compare them.
+
+    ``histories`` maps a run's name to the history :func:`~book_utils.training.fit`
+    returned; each needs ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``
+    and ``val_accuracy``. Each run has its own colour and marker; training is a
+    solid line, validation a dashed one.
+    """
+    check_type("histories", histories, dict)
+    if not histories:
+        raise ValueError("histories must name at least one run, got an empty dict")
+    keys = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    for name, history in histories.items():
+        check_type(f"histories[{name!r}]", history, dict)
+        missing = [k for k in keys if not history.get(k)]
+        if missing:
+            raise ValueError(f"histories[{name!r}] must record {list(keys)} (fit with a "
+                             f"val_loader), missing or empty: {missing}")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for (name, history), colour, marker in zip(histories.items(), CYCLE, "os^vDP"):
+            for split, style in (("train", "-"), ("val", "--")):
+                label = f"{name}, {'training' if split == 'train' else 'validation'}"
+                ax.plot(history["epoch"], history[f"{split}_{metric}"], style, color=colour,
+                        marker=marker, ms=3, markevery=max(1, len(history["epoch"]) // 10),
+                        label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

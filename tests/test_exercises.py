@@ -1,9 +1,13 @@
 """Exercises and their solutions, as every chapter must have them.
 
 An exercise is a markdown cell with a line starting ``**Exercise N.**``; the very next cell
-is its solution: a code cell tagged ``hide-input`` (folded away on the website, an ordinary
-visible cell in the notebook) whose last statement is an ``assert`` that checks the answer.
-The browser test checks that the website shows each solution collapsed behind a toggle.
+is its solution: a code cell tagged ``hide-input`` and ``hide-output`` (code and output folded
+away on the website, an ordinary visible cell in the notebook) whose last statement is an
+``assert`` that checks the answer. Right after the solution comes the written answer: a
+markdown cell tagged ``answer`` that starts with ``**Answer.**``. At least one exercise per
+chapter is worked on paper (its statement says *on paper*); its solution checks the paper
+result numerically. The browser test checks that the website shows each solution collapsed
+behind a toggle.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ MIN_EXERCISES = 3
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\.\*\*", re.MULTILINE)
 # Tags that would hide a solution in the notebook too, or drop it from the website.
 HIDING_TAGS = {"remove-input", "remove-cell", "hide-cell", "remove_input", "remove_cell"}
+ANSWER = re.compile(r"^\*\*Answer\.\*\*")
+ON_PAPER = re.compile(r"\bon paper\b", re.IGNORECASE)
 
 
 def parse(source: str) -> ast.Module:
@@ -91,3 +97,26 @@ def test_each_solution_is_hidden_on_the_website_and_ends_with_an_assert(chapter:
         elif isinstance(body[-1].test, ast.Constant):
             problems.append(f"{where}: the final assert checks a constant, not the answer")
     assert not problems, f"{chapter.name}:\n  " + "\n  ".join(problems)
+
+
+def test_each_solution_folds_its_output_and_is_followed_by_a_written_answer(chapter: Path) -> None:
+    cells = nbformat.read(chapter, as_version=4).cells
+    problems = []
+    for number, index, solution in exercises(chapter):
+        where = f"Exercise {number} (cell {index})"
+        if solution is None or "hide-output" not in solution.metadata.get("tags", []):
+            problems.append(f"{where}: solution cell is not tagged hide-output (fold its output too)")
+        answer = cells[index + 2] if index + 2 < len(cells) else None
+        if answer is None or answer.cell_type != "markdown" or not ANSWER.match(answer.source):
+            problems.append(f"{where}: the cell after the solution should be a markdown cell "
+                            "starting with **Answer.**")
+        elif "answer" not in answer.metadata.get("tags", []):
+            problems.append(f"{where}: its written answer (cell {index + 2}) is not tagged answer")
+    assert not problems, f"{chapter.name}:\n  " + "\n  ".join(problems)
+
+
+def test_at_least_one_exercise_is_worked_on_paper(chapter: Path) -> None:
+    cells = nbformat.read(chapter, as_version=4).cells
+    on_paper = [n for n, index, _ in exercises(chapter) if ON_PAPER.search(cells[index].source)]
+    assert on_paper, (f"{chapter.name}: no pencil-and-paper exercise (a statement that says "
+                      "'on paper', whose solution checks the paper result numerically)")

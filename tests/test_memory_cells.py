@@ -399,3 +399,49 @@ def test_linear_probe_rejects_bad_arguments(change, error, match):
     arguments.update(change)
     with pytest.raises(error, match=match):
         memory_cells.linear_probe_accuracy(**arguments)
+
+
+# ---------------------------------------------------------------- plot_state_trajectories
+
+
+def test_state_trajectories_give_each_class_its_own_cues_and_mark_the_direction():
+    trajectories = torch.randn(30, 10, 2).cumsum(dim=1)
+    labels = torch.arange(30) % 3
+    fig = memory_cells.plot_state_trajectories(trajectories, labels, [0, 2], per_class=4,
+                                               explained=torch.tensor([0.4, 0.25]))
+    try:
+        (ax,) = fig.axes
+        assert ax.get_xlabel() == "principal component 1 (40% of variance)"
+        assert ax.get_ylabel() == "principal component 2 (25% of variance)"
+        means = [line for line in ax.lines if line.get_label().startswith("digit")]
+        assert [line.get_label() for line in means] == ["digit 0", "digit 2"]
+        np.testing.assert_allclose(means[1].get_xydata(),
+                                   trajectories[labels == 2].mean(dim=0).numpy(), rtol=1e-6)
+        # colour, line style and end marker all differ between classes
+        for cue in ("get_color", "get_linestyle", "get_marker"):
+            assert getattr(means[0], cue)() != getattr(means[1], cue)()
+        arrows = [a for a in ax.texts if a.arrow_patch is not None]
+        assert len(arrows) >= 2 * 2  # arrowheads along both mean paths
+        assert len(ax.lines) == 2 * 4 + 2 + 1  # singles, means, the start marker
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"trajectories": torch.randn(6, 5, 3)}, ValueError,
+         r"trajectories must have shape \(digits, time, 2\) with one label per digit, got \(6, 5, 3\)"),
+        ({"labels": torch.zeros(4, dtype=torch.int64)}, ValueError, "with one label per digit"),
+        ({"classes": [0, 9]}, ValueError, r"classes must list 1 to 6 labels present in labels, "
+                                          r"got \[0, 9\] \(absent: \[9\]\)"),
+        ({"classes": (0,)}, TypeError, "classes must be list, got tuple"),
+        ({"per_class": -1}, ValueError, "per_class must be >= 0, got -1"),
+    ],
+)
+def test_state_trajectories_reject_bad_arguments(change, error, match):
+    arguments = {"trajectories": torch.randn(6, 5, 2), "labels": torch.arange(6) % 2,
+                 "classes": [0, 1]}
+    arguments.update(change)
+    with pytest.raises(error, match=match):
+        memory_cells.plot_state_trajectories(**arguments)

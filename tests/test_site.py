@@ -104,6 +104,9 @@ SAMPLES = {
     "plot_timings": lambda: attention_and_scans.plot_timings(
         {"small": [{"T": 64, "loop": 1e-3, "scan": 5e-4, "nn.GRU": 2e-3},
                    {"T": 256, "loop": 4e-3, "scan": 1e-3, "nn.GRU": 8e-3}]}),
+    "plot_compared_runs": lambda: recurrent_neurons.plot_compared_runs({"a": HISTORY, "b": HISTORY}),
+    "plot_state_trajectories": lambda: memory_cells.plot_state_trajectories(
+        torch.randn(20, 28, 2), torch.arange(20) % 2, [0, 1]),
     "plot_learning_curves": lambda: language_model.plot_learning_curves(
         {"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2),
     "plot_unit_activity": lambda: language_model.plot_unit_activity(
