@@ -9,6 +9,8 @@ in the package.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import random
 import textwrap
 
@@ -24,7 +26,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     ``deterministic=True`` also asks PyTorch for deterministic kernels, which makes
     GPU runs repeatable at some cost in speed (CPU runs already are).
     """
-    check_int("seed", seed, minimum=0)
+    seed = check_int("seed", seed, minimum=0)  # a numpy integer becomes an int for torch
     check_type("deterministic", deterministic, bool)
     random.seed(seed)
     np.random.seed(seed)
@@ -65,8 +67,11 @@ def setup(
     """
     from . import __version__, plots  # plots imports matplotlib; keep session light
 
-    check_int("threads", threads, minimum=1)
+    threads = check_int("threads", threads, minimum=1)
     check_type("verbose", verbose, bool)
+    if device is not None and device not in ("cpu", "cuda"):
+        raise (ValueError if isinstance(device, str) else TypeError)(
+            f"device must be 'cpu', 'cuda' or None, got {device!r}")
     chosen = pick_device(device)
     seed_everything(seed, deterministic=deterministic)
     plots.use_book_style()
@@ -100,6 +105,10 @@ def glue(name: str, value, display: bool = False) -> None:
     (Colab), the value is simply kept in the notebook and nothing is glued.
     """
     check_type("name", name, str)
+    check_type("display", display, bool)
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and not math.isfinite(value)):
+        raise ValueError(f"value must be finite to appear in the text, got {value} for {name!r}")
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
