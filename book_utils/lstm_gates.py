@@ -506,7 +506,7 @@ def run_adding_problem(
 #: Chapter 5's MNIST recipe, the same for nn.RNN, nn.LSTM and nn.GRU, chosen on the
 #: validation split (benchmarks/lstm.py): standardised digits shifted by up to 2 pixels
 #: every epoch, Adam with a cosine-decayed rate, gradients clipped to norm 1.
-MNIST_RECIPE = {"hidden_size": 128, "epochs": 20, "lr": 4e-3, "batch_size": 32, "max_shift": 2}
+MNIST_RECIPE = {"hidden_size": 128, "epochs": 20, "lr": 6e-3, "batch_size": 64, "max_shift": 2}
 
 
 def train_mnist_classifier(
