@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import data, models, plots, training
+from . import cells, data, models, plots, training
 from ._checks import check_choice, check_int, check_lengths, check_tensor, check_type, checked_by
 
 # --------------------------------------------------------------- the linear recurrence
@@ -378,20 +378,18 @@ def chrono_init(layer: nn.Module, max_lag: int, *, seed: int = 0) -> torch.Tenso
     does for ``nn.LSTM`` and ``nn.GRU``. Returns tau, shape (hidden,).
     """
     check_type("layer", layer, (MinGRU, MinLSTM, nn.GRU, nn.LSTM))
-    max_lag = check_int("max_lag", max_lag, minimum=3)
     H = layer.hidden_size
-    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    tau = 2.0 + (max_lag - 2.0) * torch.rand(H, generator=generator)
-    keep = torch.log(tau - 1.0)                           # sigmoid(keep) = 1 - 1/tau
+    tau, keep = cells.chrono_time_scales(H, max_lag, seed=seed)   # sigmoid(keep) = 1 - 1/tau
     if isinstance(layer, MinGRU):                         # blocks k (z = sigmoid(k)), h~
         layer.linear.bias[:H] = -keep
     elif isinstance(layer, MinLSTM):                      # blocks f, i, h~
         layer.linear.bias[:H], layer.linear.bias[H:2 * H] = keep, -keep
-    elif isinstance(layer, nn.GRU):                       # PyTorch's blocks r, z, n
-        layer.bias_ih_l0[H:2 * H], layer.bias_hh_l0[H:2 * H] = keep, 0.0
-    else:                                                 # PyTorch's blocks i, f, g, o
-        layer.bias_ih_l0[:H], layer.bias_hh_l0[:H] = -keep, 0.0
-        layer.bias_ih_l0[H:2 * H], layer.bias_hh_l0[H:2 * H] = keep, 0.0
+    else:                                                 # PyTorch's layout, from its one home
+        gates = {"z": keep} if isinstance(layer, nn.GRU) else {"i": -keep, "f": keep}
+        p = cells.torch_parameters(layer)
+        for gate, value in gates.items():
+            rows = cells.gate_rows(layer, gate)
+            p["bias_ih"][rows], p["bias_hh"][rows] = value, 0.0
     return tau
 
 

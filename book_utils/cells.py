@@ -19,13 +19,14 @@ through any cell.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_int, check_tensor, check_type, checked_by
+from ._checks import check_choice, check_dtype, check_int, check_tensor, check_type, checked_by
 
 NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -70,7 +71,11 @@ def torch_parameters(
     if not module.bias:
         raise ValueError("module must have bias=True, got bias=False")
     module_input = module.input_size if layer == 0 else module.hidden_size
-    expected = (input_size or module_input, hidden_size or module.hidden_size)
+    expected = (
+        module_input if input_size is None else check_int("input_size", input_size, minimum=1),
+        module.hidden_size if hidden_size is None else check_int("hidden_size", hidden_size,
+                                                                  minimum=1),
+    )
     if (module_input, module.hidden_size) != expected:
         raise ValueError(
             f"module must have input_size={expected[0]}, hidden_size={expected[1]}, "
@@ -86,6 +91,24 @@ def gate_rows(module: nn.Module, gate: str) -> slice:
     names = GATE_ORDER[type(module)]
     k = names.index(check_choice("gate", gate, names))
     return slice(k * module.hidden_size, (k + 1) * module.hidden_size)
+
+
+def chrono_time_scales(
+    hidden_size: int, max_lag: int, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory time scales for a gated layer: (tau, keep bias), each (hidden_size,).
+
+    A keep gate that sits near ``1 - 1/tau`` remembers for about ``tau`` steps.
+    Each unit draws tau from U[2, max_lag]; the bias ``log(tau - 1)`` puts the gate
+    there, since sigmoid(log(tau - 1)) = 1 - 1/tau. This is the "chrono"
+    initialisation of Tallec and Ollivier (2018), "Can recurrent neural networks
+    warp time?"; chapters 5 and 7 set their gates from it.
+    """
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    max_lag = check_int("max_lag", max_lag, minimum=3)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    tau = 2.0 + (max_lag - 2.0) * torch.rand(hidden_size, generator=generator)
+    return tau, torch.log(tau - 1.0)
 
 
 def rnn_step(
@@ -113,9 +136,9 @@ class RNNCell(nn.Module):
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
-        self.W_xh = nn.Parameter(torch.empty(input_size, hidden_size))
-        self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.b_h = nn.Parameter(torch.empty(hidden_size))
+        self.W_xh = nn.Parameter(torch.empty(self.input_size, self.hidden_size))
+        self.W_hh = nn.Parameter(torch.empty(self.hidden_size, self.hidden_size))
+        self.b_h = nn.Parameter(torch.empty(self.hidden_size))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -130,15 +153,17 @@ class RNNCell(nn.Module):
             raise ValueError(
                 f"x_t must have {self.input_size} features, got shape {tuple(x_t.shape)}"
             )
+        check_dtype("x_t", x_t, self)
         if h_prev is None:
             h_prev = x_t.new_zeros(x_t.shape[0], self.hidden_size)
         else:
             check_tensor("h_prev", h_prev, dim=2, floating=True, layout="(batch, hidden_size)")
             if h_prev.shape != (x_t.shape[0], self.hidden_size):
                 raise ValueError(
-                    f"h_prev must have shape {(x_t.shape[0], self.hidden_size)}, "
-                    f"got {tuple(h_prev.shape)}"
+                    f"h_prev must have shape {(x_t.shape[0], self.hidden_size)} to match x_t "
+                    f"{tuple(x_t.shape)}, got {tuple(h_prev.shape)}"
                 )
+            check_dtype("h_prev", h_prev, self)
         phi = NONLINEARITIES[self.nonlinearity]
         return rnn_step(x_t, h_prev, self.W_xh, self.W_hh, self.b_h, phi)
 
@@ -179,12 +204,42 @@ class RNNCell(nn.Module):
         return parameters
 
 
-def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
+def _check_cell(cell: Callable) -> None:
     if not callable(cell):
         raise TypeError(f"cell must be callable, got {type(cell).__name__}")
+    call = cell.forward if isinstance(cell, nn.Module) else cell  # a module's own signature
+    try:
+        inspect.signature(call).bind(None, None)
+    except TypeError:
+        raise TypeError(f"cell must be callable as cell(x_t, state), got {type(cell).__name__} "
+                        f"with signature {inspect.signature(call)}") from None
+    except ValueError:  # no signature to read (a builtin): let the call decide
+        pass
+
+
+def _check_state(state, x: torch.Tensor) -> None:
+    """A state is None, a (batch, hidden) tensor, or a tuple of them (an LSTM's (h, c))."""
+    if state is None:
+        return
+    parts = state if isinstance(state, tuple) else (state,)
+    for part in parts:
+        if not isinstance(part, torch.Tensor):
+            raise TypeError(f"state must be a tensor, a tuple of tensors or None, "
+                            f"got {type(state).__name__}")
+        check_tensor("state", part, dim=2, floating=True, layout="(batch, hidden)")
+        if part.shape[0] != x.shape[0]:
+            raise ValueError(f"state must have the batch size of x, {x.shape[0]}, "
+                             f"got shape {tuple(part.shape)}")
+        if part.dtype != x.dtype:
+            raise TypeError(f"state must have the dtype of x, {x.dtype}, got {part.dtype}")
+
+
+def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
+    _check_cell(cell)
     check_tensor("x", x, dim=3, layout="(batch, time, features)")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    _check_state(state, x)
 
 
 @checked_by(_check_unroll)
@@ -206,9 +261,10 @@ def unroll(
 
 def one_layer_state(name: str, value: torch.Tensor | None) -> torch.Tensor | None:
     """A layer's initial state (1, batch, hidden) as the cell's (batch, hidden), or None."""
+    check_type("name", name, str)
     if value is None:
         return None
-    check_tensor(name, value, dim=3, layout="(1, batch, hidden)")
+    check_tensor(name, value, dim=3, floating=True, layout="(1, batch, hidden)")
     if value.shape[0] != 1:
         raise ValueError(f"{name} must have shape (1, batch, hidden), got {tuple(value.shape)}")
     return value[0]
@@ -223,13 +279,25 @@ class CellLayer(nn.Module):
 
     def __init__(self, cell: nn.Module) -> None:
         super().__init__()
+        check_type("cell", cell, nn.Module)
+        if not isinstance(getattr(cell, "hidden_size", None), int):
+            raise TypeError(f"cell must have an int hidden_size, as RNNCell does, "
+                            f"got {type(cell).__name__} without one")
         self.cell = cell
         self.hidden_size = cell.hidden_size
 
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        output, h_n = unroll(self.cell, x, one_layer_state("h0", h0))
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        check_dtype("x", x, self.cell)
+        h0 = one_layer_state("h0", h0)
+        if h0 is not None:
+            if h0.shape != (x.shape[0], self.hidden_size):
+                raise ValueError(f"h0 must have shape (1, {x.shape[0]}, {self.hidden_size}) to "
+                                 f"match x {tuple(x.shape)}, got {(1, *h0.shape)}")
+            check_dtype("h0", h0, self.cell)
+        output, h_n = unroll(self.cell, x, h0)
         return output, h_n.unsqueeze(0)
 
 
@@ -260,13 +328,13 @@ def state_gradient_norms(
     Returns ``{"h": (T,)}``, plus ``{"c": (T,)}`` when the state is a pair.
     The norm is taken per example over the hidden units, then averaged.
     """
-    if not callable(cell):
-        raise TypeError(f"cell must be callable, got {type(cell).__name__}")
+    _check_cell(cell)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    _check_state(state, x)
     states: list[tuple[torch.Tensor, ...]] = []
     outputs = []
     with torch.enable_grad():
@@ -279,7 +347,9 @@ def state_gradient_norms(
             outputs.append(parts[0])
         loss = loss_fn(torch.stack(outputs, dim=1))
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise ValueError("loss_fn must return a scalar tensor")
+            got = (f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
+                   else type(loss).__name__)
+            raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
         loss.backward()
     names = ("h", "c")[: len(states[0])]
     result = {}

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from . import training
 from ._checks import check_choice, check_float, check_int, check_tensor, check_type, checked_by
-from .cells import CellLayer, gate_rows, one_layer_state, torch_parameters, unroll
+from .cells import CellLayer, chrono_time_scales, gate_rows, one_layer_state, torch_parameters, unroll
 from .data import MNIST, RandomShifts, adding_problem, make_loader, mnist_loader
 from .models import SequenceRegressor, make_classifier
 from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
@@ -375,11 +375,9 @@ def long_memory_init(module: nn.Module, max_lag: int, *, seed: int = 0) -> torch
     drawn time scales tau, shape (hidden,).
     """
     check_type("module", module, LSTM_MODULES + GRU_MODULES)
-    max_lag = check_int("max_lag", max_lag, minimum=3)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     main, _ = _gate_biases(module, "f" if isinstance(module, LSTM_MODULES) else "z")
-    tau = 2.0 + (max_lag - 2.0) * torch.rand(main.shape, generator=generator)
-    bias = torch.log(tau - 1.0).to(main.device, main.dtype)
+    tau, bias = chrono_time_scales(main.shape[0], max_lag, seed=seed)
+    bias = bias.to(main.device, main.dtype)
     if isinstance(module, LSTM_MODULES):
         set_gate_bias(module, "f", bias)
         set_gate_bias(module, "i", -bias)
