@@ -67,6 +67,84 @@ def test_last_valid_step_rejects_mismatched_lengths():
         sequence_shapes.last_valid_step(torch.zeros(2, 3), torch.tensor([1, 2]))
 
 
+def test_last_step_accuracy_scores_the_last_valid_step():
+    logits = torch.zeros(3, 4, 5)
+    logits[0, 1, 2] = logits[1, 3, 4] = logits[2, 0, 1] = 1.0   # last valid steps: 1, 3, 0
+    logits[0, 3, 0] = 9.0                                         # padding: must not count
+    lengths = torch.tensor([2, 4, 1])
+    assert sequence_shapes.last_step_accuracy(logits, lengths, torch.tensor([2, 4, 1])) == 1.0
+    assert sequence_shapes.last_step_accuracy(logits, lengths, torch.tensor([2, 4, 0])) == pytest.approx(2 / 3)
+
+
+def test_last_step_accuracy_errors():
+    with pytest.raises(ValueError, match=r"one label per sequence \(3\), got 2"):
+        sequence_shapes.last_step_accuracy(torch.zeros(3, 4, 5), torch.tensor([1, 2, 3]),
+                                           torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        sequence_shapes.last_step_accuracy(torch.zeros(3, 4, 5), torch.tensor([1, 2, 3]),
+                                           torch.zeros(3))
+    with pytest.raises(TypeError, match="logits must be a floating-point tensor"):
+        sequence_shapes.last_step_accuracy(torch.zeros(3, 4, 5, dtype=torch.long),
+                                           torch.tensor([1, 2, 3]), torch.zeros(3, dtype=torch.long))
+
+
+def test_cropped_batches_trim_repeat_labels_and_cover_every_sequence():
+    x = torch.arange(5 * 4 * 2, dtype=torch.float32).view(5, 4, 2)
+    lengths, y = torch.tensor([1, 3, 2, 4, 2]), torch.tensor([7, 8, 9, 0, 1])
+    batches = sequence_shapes.CroppedBatches(x, lengths, y, batch_size=2)
+    assert len(batches) == 3
+    seen = []
+    for (xb, lb), (yb, lb2) in batches:
+        assert lb is lb2 and xb.shape == (len(lb), int(lb.max()), 2)
+        assert yb.shape == xb.shape[:2] and (yb == yb[:, :1]).all()   # the label at every step
+        seen += yb[:, 0].tolist()
+    assert seen == y.tolist()                                       # fixed order without shuffle
+    first = next(iter(batches))
+    torch.testing.assert_close(first[0][0], x[:2, :3])
+
+
+def test_cropped_batches_shuffle_is_seeded_and_fresh_each_pass():
+    x, lengths, y = torch.zeros(6, 3, 1), torch.full((6,), 3), torch.arange(6)
+
+    def labels(batches):
+        return [yb[:, 0].tolist() for _, (yb, _) in batches]
+
+    a = sequence_shapes.CroppedBatches(x, lengths, y, batch_size=6, shuffle=True, seed=1)
+    b = sequence_shapes.CroppedBatches(x, lengths, y, batch_size=6, shuffle=True, seed=1)
+    first, second = labels(a), labels(a)
+    assert first == labels(b) and first != second
+    assert sorted(first[0]) == list(range(6))
+
+
+def test_cropped_batches_train_a_per_step_classifier_with_fit():
+    torch.manual_seed(0)
+    x, lengths = torch.randn(16, 5, 3), torch.randint(1, 6, (16,))
+    y = (x[:, 0, 0] > 0).long()                      # readable from the first step
+    model = sequence_shapes.PerStepClassifier(3, 8, 2)
+    batches = sequence_shapes.CroppedBatches(x, lengths, y, batch_size=4, shuffle=True)
+    history = training.fit(model, batches, epochs=30, optimizer=torch.optim.Adam(model.parameters(), lr=0.02),
+                           loss_fn=training.masked_cross_entropy, verbose=False)
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"x": torch.zeros(4, 3)}, ValueError, r"x must have shape \(batch, time, features\)"),
+        ({"lengths": torch.tensor([1, 2, 9, 1])}, ValueError, "must not exceed the 3 time steps"),
+        ({"y": torch.zeros(4)}, TypeError, "y must be an integer tensor"),
+        ({"y": torch.zeros(3, dtype=torch.long)}, ValueError, r"one label per sequence \(4\), got 3"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"shuffle": 1}, TypeError, "shuffle must be bool"),
+    ],
+)
+def test_cropped_batches_errors(kwargs, error, match):
+    args = {"x": torch.zeros(4, 3, 2), "lengths": torch.tensor([1, 2, 3, 1]),
+            "y": torch.zeros(4, dtype=torch.long)} | kwargs
+    with pytest.raises(error, match=match):
+        sequence_shapes.CroppedBatches(args.pop("x"), args.pop("lengths"), args.pop("y"), **args)
+
+
 def test_masked_mean_ignores_padding():
     values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 100.0, 100.0]])
     result = training.masked_mean(values, torch.tensor([2, 1]))
@@ -130,11 +208,15 @@ def test_vector_to_sequence_shapes_and_state():
     v = torch.randn(5, 3)
     y = model(v)
     assert y.shape == (5, 7, 2)
-    # The first output follows from h0 = tanh(v A + a) and one GRU step on v.
-    h0 = torch.tanh(model.initial_state(v))
-    h1 = nn.GRUCell(3, 8)
-    h1.load_state_dict({k.replace("_l0", ""): p for k, p in model.gru.state_dict().items()})
-    torch.testing.assert_close(y[:, 0], model.head(h1(v, h0)))
+    # h_{-1} = tanh(v A + a) is the state before step 0; y_0 is read from h_0, one GRU step later.
+    h_before = torch.tanh(model.initial_state(v))
+    cell = nn.GRUCell(3, 8)
+    cell.load_state_dict({k.replace("_l0", ""): p for k, p in model.gru.state_dict().items()})
+    h = h_before
+    for t in range(7):  # h_t = GRU(v, h_{t-1}) and y_t = h_t w + c at every step
+        h = cell(v, h)
+        torch.testing.assert_close(y[:, t], model.head(h))
+    assert not torch.allclose(y[:, 0], model.head(h_before))
 
 
 def test_vector_to_sequence_validates_input():
@@ -331,6 +413,18 @@ def test_draw_sequence_shapes_draws_four_panels():
     assert titles == ["sequence \u2192 sequence", "sequence \u2192 vector",
                       "vector \u2192 sequence", "encoder \u2192 decoder"]
     matplotlib.pyplot.close(fig)
+
+
+def test_draw_sequence_shapes_labels_match_the_chapter_equations():
+    fig = sequence_shapes.draw_sequence_shapes()
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    matplotlib.pyplot.close(fig)
+    # Vector to sequence: v sets h_{-1} and is read at all five steps drawn (h_{-1}, h_0..h_3).
+    assert labels.count("$v$") == 5 and labels.count("$h_{-1}$") == 1
+    # Encoder-decoder: source a_i, the summary s handed over, start token b_{-1} read first.
+    for label in ("$a_{0}$", "$a_{2}$", "$s$", "$b_{-1}$", "$d_{0}$", "$e_{2}$"):
+        assert label in labels, label
+    assert "$d_{-1}$" not in labels  # d_{-1} is s, drawn once as the hand-over
 
 
 # Forecasting (chapter 3's first section)
