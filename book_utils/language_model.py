@@ -5,8 +5,9 @@
 - :class:`CharLM`: embedding -> RNN / GRU / LSTM (one or more layers, dropout
   between them) -> linear head, called as ``model(x, state) -> (logits, state)``
   so that :func:`book_utils.training.fit` can carry its state across windows;
-- :func:`train_for_seconds`: the chapter's recipe, a time budget turned into a step
-  count, then :func:`training.fit` with truncated BPTT;
+- :func:`train_for_steps`: the chapter's recipe, :func:`training.fit` with truncated
+  BPTT for a fixed number of updates; :func:`budget_steps`: the number of updates
+  that takes a given time on the reference machine (:data:`BUDGET_STEPS`);
 - :func:`sample`: temperature and top-k sampling from a prompt, with the sample's
   log-likelihood under the model;
 - unit analysis: :func:`text_features`, :func:`hidden_states`,
@@ -16,10 +17,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import re
-import statistics
 from collections import Counter
 
 import matplotlib.pyplot as plt
@@ -187,38 +186,53 @@ def make_language_model(kind: str, vocab_size: int, parameters: int, *, embeddin
                   num_layers=num_layers, dropout=dropout)
 
 
-def train_for_seconds(
+# The chapter's training budgets, in updates (batch 32, window 64, about 100,000 parameters).
+# A budget in seconds would make the results depend on how busy the machine is; a fixed number
+# of updates gives the same numbers on every run. The counts were chosen so that each model
+# trains for about BUDGET_SECONDS on the reference machine (2 CPU cores, one torch thread):
+# `python benchmarks/language_model.py --time-steps` measured the median milliseconds per
+# update once (RNN 25, GRU 31, LSTM 19, 2-layer LSTM 20), and
+# BUDGET_SECONDS divided by them, rounded to tens, gives the counts.
+BUDGET_SECONDS = 8.0
+BUDGET_STEPS = {("rnn", 1): 320, ("gru", 1): 260, ("lstm", 1): 420, ("lstm", 2): 400}
+# The reset experiment's budget: the one-layer LSTM on windows of 16 characters, about half of
+# BUDGET_SECONDS (5 ms per update, timed the same way with `--window 16 --models lstm`).
+RESET_STEPS = 780
+
+
+def budget_steps(kind: str, num_layers: int = 1, seconds: float = BUDGET_SECONDS) -> int:
+    """Updates that take about ``seconds`` for a chapter-sized model on the reference machine."""
+    check_choice("kind", kind, tuple(LAYERS))
+    check_int("num_layers", num_layers, minimum=1)
+    seconds = check_float("seconds", seconds, minimum=0.0, strict_minimum=True)
+    if (kind, num_layers) not in BUDGET_STEPS:
+        raise ValueError(f"budgets are measured for {sorted(BUDGET_STEPS)} (kind, num_layers), "
+                         f"got ({kind!r}, {num_layers})")
+    return max(1, round(BUDGET_STEPS[kind, num_layers] * seconds / BUDGET_SECONDS))
+
+
+def train_for_steps(
     model: CharLM,
     windows: list,
     *,
-    seconds: float,
+    steps: int,
     lr: float,
     state: str = "carry",
     clip_norm: float = 1.0,
-    probe_steps: int = 10,
     device: str | torch.device | None = None,
 ) -> dict[str, list]:
-    """Train ``model`` on stream windows for about ``seconds`` with :func:`training.fit`.
+    """Train ``model`` on stream windows for ``steps`` updates with :func:`training.fit`.
 
-    A copy of the model first times ``probe_steps`` updates (their median); the budget then sets
-    the number of steps, and the model trains with Adam, a cosine-decayed rate and
-    gradient clipping. ``state="carry"`` is truncated BPTT across windows;
-    ``"reset"`` starts every window from a zero state. The history gains
-    ``"seconds_per_step"`` and ``"steps"``.
+    Adam with a cosine-decayed rate and gradient clipping. ``state="carry"`` is
+    truncated BPTT across windows; ``"reset"`` starts every window from a zero
+    state. The history gains ``"steps"`` and the measured ``"seconds_per_step"``.
     """
     check_type("model", model, CharLM)
     check_type("windows", windows, list)
     if not windows:
         raise ValueError("windows must hold at least one (x, y) window, got an empty list")
-    seconds = check_float("seconds", seconds, minimum=0.0, strict_minimum=True)
+    steps = check_int("steps", steps, minimum=1)
     check_choice("state", state, training.STATE_MODES)
-    probe_steps = check_int("probe_steps", probe_steps, minimum=2)
-    probe = copy.deepcopy(model)
-    # One window per pass, so fit times every update; the median ignores the warm-up and hiccups.
-    timing = training.fit(probe, windows[:1], optimizer=torch.optim.Adam(probe.parameters()),
-                          epochs=probe_steps, state=state, device=device, verbose=False)
-    per_step = statistics.median(timing["seconds"][1:])
-    steps = max(1, round(seconds / per_step))
     optimizer, scheduler = training.make_optimizer(model, lr=lr, total_steps=steps)
     history = training.fit(model, windows, optimizer=optimizer, scheduler=scheduler, steps=steps,
                            state=state, clip_norm=clip_norm, device=device, verbose=False)

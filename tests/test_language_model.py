@@ -64,17 +64,35 @@ def test_state_carried_across_windows_equals_one_long_pass(kind):
     assert long_logits.shape == (3, 40, len(VOCAB))
 
 
-def test_fit_trains_with_carry_and_reset_and_lowers_the_loss():
+def test_train_for_steps_carries_or_resets_and_lowers_the_loss():
     ids = VOCAB.encode(TRAIN)
     windows = text.stream_batches(ids, batch_size=4, window=16)
     model = tiny_lm("gru")
     before = lm.held_out_bits(model, windows)
-    history = lm.train_for_seconds(model, windows, seconds=0.3, lr=0.02, probe_steps=3)
-    assert history["steps"][0] >= 1 and len(history["step_loss"]) == history["steps"][0]
+    history = lm.train_for_steps(model, windows, steps=30, lr=0.02)
+    assert history["steps"] == [30] and len(history["step_loss"]) == 30
     assert lm.held_out_bits(model, windows) < before
-    reset = lm.train_for_seconds(tiny_lm("rnn"), windows, seconds=0.1, lr=0.02, state="reset", probe_steps=2)
-    assert reset["seconds_per_step"][0] > 0
-    assert reset["steps"][0] >= 1
+    reset = lm.train_for_steps(tiny_lm("rnn"), windows, steps=3, lr=0.02, state="reset")
+    assert reset["seconds_per_step"][0] > 0 and len(reset["step_loss"]) == 3
+
+
+def test_fixed_steps_repeat_exactly():
+    """A step budget, unlike a budget in seconds, gives the same model on every run."""
+    windows = text.stream_batches(VOCAB.encode(TRAIN), batch_size=4, window=16)
+    runs = []
+    for _ in range(2):
+        model = tiny_lm("lstm", num_layers=2, dropout=0.2)   # dropout draws from the seeded RNG
+        history = lm.train_for_steps(model, windows, steps=12, lr=0.02)
+        runs.append((history["step_loss"], lm.held_out_bits(model, windows)))
+    assert runs[0] == runs[1]
+
+
+def test_budget_steps_scale_the_reference_counts():
+    assert lm.budget_steps("lstm") == lm.BUDGET_STEPS["lstm", 1]
+    assert lm.budget_steps("gru", 1, lm.BUDGET_SECONDS / 2) == round(lm.BUDGET_STEPS["gru", 1] / 2)
+    assert lm.budget_steps("lstm", 2, 60.0) > lm.budget_steps("lstm", 2)
+    assert lm.budget_steps("rnn", seconds=1e-6) == 1            # never zero updates
+    assert set(lm.BUDGET_STEPS) == {("rnn", 1), ("gru", 1), ("lstm", 1), ("lstm", 2)}
 
 
 def test_make_language_model_matches_the_parameter_budget():
@@ -170,13 +188,16 @@ def test_figures_draw():
     (lambda: tiny_lm()(torch.zeros(3, dtype=torch.long)), ValueError, "(batch, time) of character ids"),
     (lambda: tiny_lm()(torch.full((1, 2), 99)), ValueError, "ids in [0, 10]"),
     (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
-    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=1, lr=0.1, probe_steps=1), ValueError,
-     "probe_steps must be >= 2"),
-    (lambda: lm.train_for_seconds(tiny_lm(), [], seconds=1, lr=0.1), ValueError, "at least one (x, y) window"),
-    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=0, lr=0.1), ValueError, "seconds must be > 0"),
-    (lambda: lm.train_for_seconds(tiny_lm(), [(1, 2)], seconds=1, lr=0.1, state="keep"), ValueError,
+    (lambda: lm.train_for_steps(tiny_lm(), [], steps=1, lr=0.1), ValueError, "at least one (x, y) window"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=2.5, lr=0.1), TypeError, "steps must be an int"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
-    (lambda: lm.train_for_seconds(nn_linear(), [(1, 2)], seconds=1, lr=0.1), TypeError, "model must be CharLM"),
+    (lambda: lm.train_for_steps(nn_linear(), [(1, 2)], steps=1, lr=0.1), TypeError, "model must be CharLM"),
+    (lambda: lm.budget_steps("transformer"), ValueError, "kind must be one of"),
+    (lambda: lm.budget_steps("gru", 2), ValueError, "budgets are measured for"),
+    (lambda: lm.budget_steps("gru", 0), ValueError, "num_layers must be >= 1"),
+    (lambda: lm.budget_steps("lstm", seconds=0), ValueError, "seconds must be > 0"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "", 5), ValueError, "prompt must hold at least one"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "a", 0), ValueError, "length must be >= 1"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "a", 5, temperature=0), ValueError, "temperature must be > 0"),
