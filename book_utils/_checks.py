@@ -90,16 +90,33 @@ def check_tensor(
     return value
 
 
-def check_lengths(lengths: Any, batch: int, max_length: int | None = None) -> torch.Tensor:
-    """``lengths``: a (batch,) integer tensor of valid steps, each in [1, max_length]."""
+def check_dtype(name: str, value: torch.Tensor, module: torch.nn.Module) -> None:
+    """``value`` must have the dtype of ``module``'s weights: torch refuses to mix them."""
+    weight = next(module.parameters(), None)
+    if weight is not None and value.dtype != weight.dtype:
+        raise TypeError(
+            f"{name} must have the dtype of the {type(module).__name__}'s weights, "
+            f"{weight.dtype}, got {value.dtype}: convert one of them, "
+            f"e.g. {name}.to({weight.dtype}) or model.to({value.dtype})"
+        )
+
+
+def check_lengths(
+    lengths: Any, batch: int, max_length: int | None = None, *, of: str | None = None
+) -> torch.Tensor:
+    """``lengths``: a (batch,) integer tensor of valid steps, each in [1, max_length].
+
+    ``of`` names the tensor whose sequences they measure, for the message.
+    """
     check_tensor("lengths", lengths, dim=1, integer=True, layout="(batch,)")
     if lengths.shape[0] != batch:
-        raise ValueError(f"lengths must hold one length per sequence ({batch}), got {lengths.shape[0]}")
+        sequences = f"sequence of {of} ({batch} in all)" if of else f"sequence ({batch})"
+        raise ValueError(f"lengths must hold one length per {sequences}, got {lengths.shape[0]}")
     if batch and lengths.min() < 1:
         raise ValueError(f"every length must be >= 1, got {lengths.min().item()}")
     if max_length is not None and batch and lengths.max() > max_length:
         raise ValueError(
-            f"lengths must not exceed the {max_length} time steps of the batch, "
+            f"lengths must not exceed the {max_length} time steps of {of or 'the batch'}, "
             f"got {lengths.max().item()}"
         )
     return lengths

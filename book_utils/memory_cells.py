@@ -241,6 +241,12 @@ def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
         raise ValueError(
             f"n_components must be at most min(n, features) = {min(n, features)}, got {n_components}"
         )
+    if not bool(torch.isfinite(points).all()):
+        raise ValueError(f"points must be finite, got {int((~torch.isfinite(points)).sum())} "
+                         "NaN or infinite values")
+    if n < 2 or not bool((points != points[0]).any()):
+        raise ValueError(f"points must not all be equal (PCA needs some variance), "
+                         f"got {n} identical points")
 
 
 @checked_by(_check_pca)

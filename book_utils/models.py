@@ -13,7 +13,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from . import training
-from ._checks import check_choice, check_float, check_int, check_lengths, check_tensor, check_type
+from ._checks import (
+    check_choice, check_dtype, check_float, check_int, check_lengths, check_tensor, check_type,
+)
 from .cells import ScratchRNN
 from .data import EOS, PAD, SOS, SPECIAL_TOKENS, Vocabulary
 
@@ -26,6 +28,15 @@ def _check_recurrent(recurrent: nn.Module) -> None:
     if isinstance(recurrent, (nn.RNN, nn.LSTM, nn.GRU)) and not recurrent.batch_first:
         raise ValueError(f"recurrent must read (batch, time, features): build it with "
                          f"batch_first=True, got {type(recurrent).__name__} with batch_first=False")
+
+
+def _check_features(x: torch.Tensor, recurrent: nn.Module) -> None:
+    """x (batch, time >= 1, features) fits ``recurrent``: its input size and its weights' dtype."""
+    expected = getattr(recurrent, "input_size", None)
+    if x.shape[1] == 0 or (isinstance(expected, int) and x.shape[2] != expected):
+        raise ValueError(f"x must have shape (batch, time >= 1, {expected or 'features'}), "
+                         f"got {tuple(x.shape)}")
+    check_dtype("x", x, recurrent)
 
 
 def make_recurrent(
@@ -68,6 +79,7 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        _check_features(x, self.recurrent)
         outputs, _ = self.recurrent(x)
         return self.head(outputs[:, -1])
 
@@ -106,6 +118,7 @@ class SequenceRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        _check_features(x, self.recurrent)
         outputs, _ = self.recurrent(x)
         return self.head(outputs[:, -1]).squeeze(-1)
 
@@ -138,9 +151,10 @@ class EncoderDecoder(nn.Module):
 
     def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 128) -> None:
         super().__init__()
-        self.vocab_size = check_int("vocab_size", vocab_size, minimum=len(SPECIAL_TOKENS) + 1)
-        check_int("embedding_size", embedding_size, minimum=1)
-        check_int("hidden_size", hidden_size, minimum=1)
+        self.vocab_size = vocab_size = check_int("vocab_size", vocab_size,
+                                                 minimum=len(SPECIAL_TOKENS) + 1)
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
         self.encoder = nn.GRU(embedding_size, hidden_size, batch_first=True)
         self.decoder = nn.GRU(embedding_size, hidden_size, batch_first=True)
@@ -154,7 +168,7 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         self._check_ids("source", source)
-        check_lengths(lengths, source.shape[0], source.shape[1])
+        check_lengths(lengths, source.shape[0], source.shape[1], of="source")
         packed = pack_padded_sequence(self.embed(source), lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
         _, h_n = self.encoder(packed)
@@ -163,6 +177,9 @@ class EncoderDecoder(nn.Module):
     def forward(self, source: torch.Tensor, lengths: torch.Tensor,
                 decoder_inputs: torch.Tensor) -> torch.Tensor:
         self._check_ids("decoder_inputs", decoder_inputs)
+        if decoder_inputs.shape[1] == 0:
+            raise ValueError(f"decoder_inputs must have at least one step, "
+                             f"got shape {tuple(decoder_inputs.shape)}")
         state = self.encode(source, lengths)
         if decoder_inputs.shape[0] != source.shape[0]:
             raise ValueError(f"decoder_inputs must have batch size {source.shape[0]}, "
@@ -188,16 +205,24 @@ class EncoderDecoder(nn.Module):
         return torch.cat(produced, dim=1)
 
 
+def _check_strings(name: str, value: Sequence[str]) -> None:
+    """A non-empty list of strings."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must hold at least one string, got an empty list")
+    odd = next((v for v in value if not isinstance(v, str)), None)
+    if odd is not None:
+        raise TypeError(f"{name} must hold strings only, got a {type(odd).__name__}")
+
+
 def exact_match(predicted: Sequence[str], expected: Sequence[str]) -> float:
     """The fraction of predicted strings that equal their expected string exactly."""
-    for name, value in (("predicted", predicted), ("expected", expected)):
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise TypeError(f"{name} must be a list of strings, got {type(value).__name__}")
+    _check_strings("predicted", predicted)
+    _check_strings("expected", expected)
     if len(predicted) != len(expected):
         raise ValueError(f"predicted and expected must have the same length, "
                          f"got {len(predicted)} and {len(expected)}")
-    if not expected:
-        raise ValueError("expected must hold at least one string, got an empty list")
     return sum(p == e for p, e in zip(predicted, expected)) / len(expected)
 
 
@@ -225,6 +250,8 @@ def train_encoder_decoder(
     check_type("vocab", vocab, Vocabulary)
     if len(vocab) != model.vocab_size:
         raise ValueError(f"vocab has {len(vocab)} tokens but the model expects {model.vocab_size}")
+    _check_strings("sources", sources)
+    _check_strings("targets", targets)
     if len(sources) != len(targets):
         raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
     steps = check_int("steps", steps, minimum=1)
@@ -256,6 +283,10 @@ def decode_and_score(
     """Greedy-decode ``sources``; return the exact-match accuracy and the predicted strings."""
     check_type("model", model, EncoderDecoder)
     check_type("vocab", vocab, Vocabulary)
+    _check_strings("sources", sources)
+    _check_strings("targets", targets)
+    if len(sources) != len(targets):
+        raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
     device = next(model.parameters()).device
     source, lengths = vocab.encode(sources)
     max_steps = max(len(t) for t in targets) + 1                     # room for the end token

@@ -11,8 +11,11 @@ A figure that only one chapter draws lives in that chapter's module, built from
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -20,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from ._checks import check_type
+from ._checks import check_float, check_int, check_type
 
 
 # Okabe & Ito (2008), "Color Universal Design".
@@ -51,24 +54,49 @@ DIAGRAM = {
 }
 
 
-def use_book_style() -> None:
-    """Set matplotlib defaults used by every chapter: palette, grid, readable sizes."""
-    plt.rcParams.update(
-        {
-            "axes.prop_cycle": plt.cycler(color=CYCLE),
-            "axes.grid": True,
-            "grid.alpha": 0.3,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "figure.dpi": 150,
-            "savefig.dpi": 150,
-            "font.size": 10,
-            "image.cmap": "viridis",
-        }
-    )
+BOOK_STYLE = {
+    "axes.prop_cycle": plt.cycler(color=CYCLE),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 150,
+    "savefig.dpi": 150,
+    "font.size": 10,
+    "image.cmap": "viridis",
+}
+
+
+class _RestoreStyle:
+    """Gives matplotlib back the settings it had, at the end of a ``with`` block."""
+
+    def __init__(self, saved: dict) -> None:
+        self.saved = saved
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        dict.update(mpl.rcParams, self.saved)  # as matplotlib's own rc_context restores
+
+
+def use_book_style() -> _RestoreStyle:
+    """Set the book's matplotlib defaults: palette, grid, readable sizes.
+
+    A plain call sets them for the session, as a chapter's setup does;
+    ``with use_book_style(): ...`` sets them for the block only and then gives
+    matplotlib back the settings it had before.
+    """
+    saved = dict(mpl.rcParams.copy())
+    mpl.rcParams.update(BOOK_STYLE)
+    return _RestoreStyle(saved)
 
 
 def as_numpy(name: str, value, dim: int | None = None) -> np.ndarray:
+    """``value`` (a tensor or an array) as a numpy array, with ``dim`` dimensions if given."""
+    check_type("name", name, str)
+    if dim is not None:
+        dim = check_int("dim", dim, minimum=0)
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray):
@@ -85,7 +113,13 @@ def plot_history(
     check_type("history", history, dict)
     missing = [k for k in ("epoch", "train_loss") if k not in history]
     if missing:
-        raise ValueError(f"history must have keys 'epoch' and 'train_loss', missing {missing}")
+        raise ValueError(f"history must have keys 'epoch' and 'train_loss', missing {missing}, "
+                         f"got keys {sorted(history)}")
+    if title is not None:
+        check_type("title", title, str)
+    if (isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) != 2
+            or not all(isinstance(label, str) for label in labels)):
+        raise TypeError(f"labels must be two strings (training, held-out), got {labels!r}")
     epochs = history["epoch"]
     if len(epochs) == 0:
         raise ValueError("history is empty: it has no epochs to plot")
@@ -107,8 +141,23 @@ def plot_history(
     return fig
 
 
+def _check_pair(name: str, value, *, positive: bool = False) -> tuple[float, float]:
+    """Two finite numbers, such as a point (x, y) or a size (width, height)."""
+    if (isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"{name} must be a pair of numbers, got {value!r}")
+    if not all(math.isfinite(v) and (v > 0 or not positive) for v in value):
+        kind = "positive" if positive else "finite"
+        raise ValueError(f"{name} must be a pair of {kind} numbers, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def diagram_axes(width: float, height: float, *, figsize: tuple[float, float] | None = None):
     """A blank canvas with data coordinates 0..width by 0..height and no axes."""
+    check_float("width", width, minimum=0, strict_minimum=True)
+    check_float("height", height, minimum=0, strict_minimum=True)
+    if figsize is not None:
+        _check_pair("figsize", figsize, positive=True)
     fig, ax = plt.subplots(figsize=figsize or (width * 0.9, height * 0.9))
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
@@ -122,9 +171,13 @@ def draw_box(
     size: tuple[float, float] = (0.9, 0.6), round: bool = True,
 ) -> None:
     """A labelled node; ``role`` picks its colour from :data:`DIAGRAM`."""
+    check_type("ax", ax, Axes)
+    center = _check_pair("center", center)
+    check_type("text", text, str)
     if role not in DIAGRAM or role in ("edge", "font"):
         raise ValueError(f"role must be one of 'input', 'state', 'output', 'gate', 'loss', got {role!r}")
-    w, h = size
+    w, h = _check_pair("size", size, positive=True)
+    check_type("round", round, bool)
     style = "round,pad=0.02,rounding_size=0.15" if round else "square,pad=0.02"
     ax.add_patch(
         FancyBboxPatch((center[0] - w / 2, center[1] - h / 2), w, h, boxstyle=style,
@@ -138,6 +191,11 @@ def draw_arrow(
     curve: float = 0.0,
 ) -> None:
     """An arrow from ``start`` to ``end``, optionally curved and labelled at its middle."""
+    check_type("ax", ax, Axes)
+    start, end = _check_pair("start", start), _check_pair("end", end)
+    if text is not None:
+        check_type("text", text, str)
+    curve = check_float("curve", curve)
     ax.add_patch(
         FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
                         color=DIAGRAM["edge"], lw=1.3, connectionstyle=f"arc3,rad={curve}",

@@ -1,5 +1,6 @@
 """The from-scratch RNN cell computes exactly what torch.nn computes."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -124,7 +125,8 @@ def test_forward_errors():
         cell(torch.zeros(2, 5))
     with pytest.raises(TypeError, match="x_t must be a floating-point tensor, got dtype torch.int64"):
         cell(torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"h_prev must have shape \(2, 4\), got \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"h_prev must have shape \(2, 4\) to match x_t \(2, 3\), "
+                                         r"got \(2, 5\)"):
         cell(torch.zeros(2, 3), torch.zeros(2, 5))
 
 
@@ -152,3 +154,46 @@ def test_unroll_and_layer_errors():
         cells.unroll(cell, torch.zeros(2, 0, 3))
     with pytest.raises(ValueError, match=r"h0 must have shape \(1, batch, hidden\), got \(2, 4\)"):
         cells.ScratchRNN(3, 4)(torch.zeros(2, 5, 3), torch.zeros(2, 4))
+
+
+def test_float64_input_to_a_float32_cell_names_both_dtypes():
+    cell, layer = cells.RNNCell(3, 4), cells.ScratchRNN(3, 4)
+    with pytest.raises(TypeError, match=r"x_t must have the dtype of the RNNCell's weights, "
+                                        r"torch.float32, got torch.float64"):
+        cell(torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="h_prev must have the dtype .* torch.float32, got torch.float64"):
+        cell(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x must have the dtype .* torch.float32, got torch.float64"):
+        layer(torch.zeros(2, 5, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="h0 must have the dtype .* torch.float64, got torch.float32"):
+        layer.double()(torch.zeros(2, 5, 3, dtype=torch.float64), torch.zeros(1, 2, 4))
+    with pytest.raises(TypeError, match="state must have the dtype of x, torch.float32, got torch.float64"):
+        cells.unroll(cell, torch.zeros(2, 5, 3), torch.zeros(2, 4, dtype=torch.float64))
+
+
+def test_numpy_integer_sizes_work():
+    cell = cells.RNNCell(np.int64(3), np.int64(4))
+    assert cell(torch.zeros(2, 3)).shape == (2, 4) and type(cell.hidden_size) is int
+    assert cells.ScratchRNN(np.int32(3), np.int64(4))(torch.zeros(2, 5, 3))[0].shape == (2, 5, 4)
+
+
+def test_wiring_errors():
+    with pytest.raises(TypeError, match="cell must be Module, got str"):
+        cells.CellLayer("rnn")
+    with pytest.raises(TypeError, match="cell must have an int hidden_size, as RNNCell does, got Linear"):
+        cells.CellLayer(nn.Linear(3, 4))
+    with pytest.raises(TypeError, match=r"cell must be callable as cell\(x_t, state\), got Linear"):
+        cells.unroll(nn.Linear(3, 4), torch.zeros(2, 5, 3))
+    with pytest.raises(TypeError, match="state must be a tensor, a tuple of tensors or None, got list"):
+        cells.unroll(cells.RNNCell(3, 4), torch.zeros(2, 5, 3), [torch.zeros(2, 4)])
+    with pytest.raises(ValueError, match=r"state must have the batch size of x, 2, got shape \(3, 4\)"):
+        cells.state_gradient_norms(cells.RNNCell(3, 4), torch.zeros(2, 5, 3), torch.sum,
+                                   torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(1, 2, 4\) to match x"):
+        cells.ScratchRNN(3, 4)(torch.zeros(2, 5, 3), torch.zeros(1, 3, 4))
+    with pytest.raises(TypeError, match="h0 must be a floating-point tensor, got dtype torch.int64"):
+        cells.one_layer_state("h0", torch.zeros(1, 2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="input_size must be >= 1, got 0"):
+        cells.torch_parameters(nn.RNN(3, 4), input_size=0)
+    with pytest.raises(ValueError, match=r"loss_fn must return a scalar tensor, got shape \(2, 5, 4\)"):
+        cells.state_gradient_norms(cells.RNNCell(3, 4), torch.zeros(2, 5, 3), lambda out: out)

@@ -445,3 +445,12 @@ def test_state_trajectories_reject_bad_arguments(change, error, match):
     arguments.update(change)
     with pytest.raises(error, match=match):
         memory_cells.plot_state_trajectories(**arguments)
+
+
+def test_pca_refuses_identical_and_non_finite_points():
+    with pytest.raises(ValueError, match="points must not all be equal .* got 5 identical points"):
+        memory_cells.pca(torch.ones(5, 3))
+    bad = torch.randn(5, 3)
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="points must be finite, got 1 NaN or infinite values"):
+        memory_cells.pca(bad)

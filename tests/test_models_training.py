@@ -314,3 +314,46 @@ def test_evaluate_with_a_carried_state_equals_one_long_pass():
     pieces = training.evaluate(Tagger(), data.stream_windows(x, y, 5), state="carry")
     assert pieces["accuracy"] == whole["accuracy"]
     assert pieces["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+# --- wiring and global state (issue 12) -------------------------------------------------------
+
+
+def test_classifier_input_must_fit_the_layer():
+    model = models.make_classifier("rnn", 3, 4, 2)
+    with pytest.raises(TypeError, match="x must have the dtype of the RNN's weights, torch.float32, "
+                                        "got torch.float64"):
+        model(torch.zeros(2, 5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time >= 1, 3\), got \(2, 5, 0\)"):
+        model(torch.zeros(2, 5, 0))
+    assert model.double()(torch.zeros(2, 5, 3, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_encoder_decoder_bad_input():
+    model = models.EncoderDecoder(np.int64(8), np.int64(3), np.int64(4))  # numpy sizes work
+    source, lengths = torch.tensor([[4, 5, 6]]), torch.tensor([3])
+    with pytest.raises(ValueError, match=r"lengths must hold one length per sequence of source "
+                                         r"\(0 in all\), got 1"):
+        model.encode(source[:0], lengths)
+    with pytest.raises(ValueError, match=r"decoder_inputs must have at least one step, got shape"):
+        model(source, lengths, source[:, :0])
+    vocab = data.Vocabulary("0123")
+    with pytest.raises(ValueError, match="targets must hold at least one string, got an empty list"):
+        models.decode_and_score(models.EncoderDecoder(len(vocab)), vocab, ["1"], [])
+    with pytest.raises(TypeError, match="sources must hold strings only, got a int"):
+        models.decode_and_score(models.EncoderDecoder(len(vocab)), vocab, [1], ["1"])
+
+
+def test_session_bad_input():
+    session.seed_everything(np.int64(3))  # a numpy seed works
+    first = torch.rand(2)
+    session.seed_everything(3)
+    torch.testing.assert_close(torch.rand(2), first)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or None, got 'tpu'"):
+        session.setup(device="tpu", verbose=False)
+    with pytest.raises(TypeError, match="device must be 'cpu', 'cuda' or None, got 3"):
+        session.setup(device=3, verbose=False)
+    with pytest.raises(ValueError, match="value must be finite to appear in the text, got nan"):
+        session.glue("accuracy", float("nan"))
+    with pytest.raises(TypeError, match="display must be bool, got str"):
+        session.glue("accuracy", 0.5, display="no")

@@ -84,3 +84,41 @@ def test_plot_errors():
     fig, ax = plots.diagram_axes(2, 2)
     with pytest.raises(ValueError, match="role must be one of .* got 'edge'"):
         plots.draw_box(ax, (1, 1), "x", role="edge")
+
+
+def test_book_style_as_a_context_manager_gives_the_settings_back():
+    plt.rcParams["figure.dpi"] = 72
+    before = dict(plt.rcParams)
+    with plots.use_book_style():
+        assert plt.rcParams["figure.dpi"] == 150 and plt.rcParams["axes.grid"]
+        plt.rcParams["lines.linewidth"] = 5.0  # changed inside the block: given back too
+    assert dict(plt.rcParams) == before
+    plots.use_book_style()  # a plain call, as session.setup makes, keeps the style
+    assert plt.rcParams["figure.dpi"] == 150
+    plt.rcParams.update(before)
+
+
+def test_diagram_part_errors():
+    fig, ax = plots.diagram_axes(3, 2)
+    with pytest.raises(ValueError, match="width must be > 0, got -1.0"):
+        plots.diagram_axes(-1, 2)
+    with pytest.raises(ValueError, match="height must be a finite number, got nan"):
+        plots.diagram_axes(3, float("nan"))
+    with pytest.raises(TypeError, match="figsize must be a pair of numbers, got 4"):
+        plots.diagram_axes(3, 2, figsize=4)
+    with pytest.raises(TypeError, match="ax must be Axes, got NoneType"):
+        plots.draw_box(None, (1, 1), "h")
+    with pytest.raises(TypeError, match=r"center must be a pair of numbers, got \(\)"):
+        plots.draw_box(ax, (), "h")
+    with pytest.raises(ValueError, match=r"size must be a pair of positive numbers, got \(0, 1\)"):
+        plots.draw_box(ax, (1, 1), "h", size=(0, 1))
+    with pytest.raises(TypeError, match="text must be str, got int"):
+        plots.draw_box(ax, (1, 1), 3)
+    with pytest.raises(ValueError, match=r"end must be a pair of finite numbers, got \(1, inf\)"):
+        plots.draw_arrow(ax, (0, 0), (1, float("inf")))
+    with pytest.raises(ValueError, match="curve must be a finite number, got nan"):
+        plots.draw_arrow(ax, (0, 0), (1, 1), curve=float("nan"))
+    with pytest.raises(TypeError, match=r"labels must be two strings \(training, held-out\), got 'ab'"):
+        plots.plot_history(history(), labels="ab")
+    with pytest.raises(ValueError, match="dim must be >= 0, got -1"):
+        plots.as_numpy("x", np.zeros(3), dim=-1)
