@@ -138,3 +138,13 @@ def checked_by(check: Callable[..., None]) -> Callable:
         return checked
 
     return decorate
+
+
+def check_symbols(symbols: Any) -> str:
+    """``symbols``: a non-empty string of distinct characters (a vocabulary's alphabet)."""
+    check_type("symbols", symbols, str)
+    if not symbols:
+        raise ValueError("symbols must hold at least one character, got ''")
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"symbols must not repeat a character, got {symbols!r}")
+    return symbols

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._checks import check_float, check_int, check_lengths, check_tensor, check_type
+from ._checks import check_float, check_int, check_lengths, check_symbols, check_tensor, check_type
 
 MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -871,11 +871,7 @@ class Vocabulary:
     """
 
     def __init__(self, symbols: str = "0123456789") -> None:
-        check_type("symbols", symbols, str)
-        if not symbols:
-            raise ValueError("symbols must hold at least one character, got ''")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"symbols must not repeat a character, got {symbols!r}")
+        check_symbols(symbols)
         self.symbols = symbols
         self.tokens = list(SPECIAL_TOKENS) + list(symbols)
         self._ids = {s: i for i, s in enumerate(self.tokens)}

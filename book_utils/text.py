@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_float, check_int, check_tensor, check_type
+from ._checks import check_float, check_int, check_symbols, check_tensor, check_type
 from .data import stream_windows
 
 #: The symbols the corpus keeps: the newline and the 95 printable ASCII characters.
@@ -120,11 +120,7 @@ class CharVocabulary:
     """
 
     def __init__(self, symbols: str = ALPHABET) -> None:
-        check_type("symbols", symbols, str)
-        if not symbols:
-            raise ValueError("symbols must hold at least one character, got ''")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"symbols must not repeat a character, got {symbols!r}")
+        check_symbols(symbols)
         self.symbols = symbols
         self._ids = {ch: i for i, ch in enumerate(symbols)}
 
