@@ -106,6 +106,9 @@ def glue(name: str, value, display: bool = False) -> None:
     """
     check_type("name", name, str)
     check_type("display", display, bool)
+    # A NumPy or 0-d torch number prints as "np.float64(...)", which a format spec cannot read.
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+        value = value.item()
     if (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and not math.isfinite(value)):
         raise ValueError(f"value must be finite to appear in the text, got {value} for {name!r}")

@@ -357,3 +357,18 @@ def test_session_bad_input():
         session.glue("accuracy", float("nan"))
     with pytest.raises(TypeError, match="display must be bool, got str"):
         session.glue("accuracy", 0.5, display="no")
+
+
+def test_glue_hands_plain_python_numbers_to_myst_nb(monkeypatch):
+    import sys
+    import types
+
+    from book_utils import session
+
+    seen = {}
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: seen.__setitem__(name, value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    session.glue("a", np.float64(0.25))
+    session.glue("b", torch.tensor(3.0))
+    assert type(seen["a"]) is float and type(seen["b"]) is float
