@@ -22,6 +22,12 @@ def check_type(name: str, value: Any, types: type | tuple[type, ...]) -> None:
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
 
 
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -70,11 +76,14 @@ def check_tensor(
     floating: bool = False,
     integer: bool = False,
     layout: str | None = None,
+    nonempty: bool = False,
+    finite: bool = False,
 ) -> torch.Tensor:
     """Check that ``value`` is a tensor with ``dim`` dimensions.
 
     ``layout`` is a human description of the expected shape, such as
-    ``"(batch, time, features)"``, used in the error message.
+    ``"(batch, time, features)"``, used in the error message. ``nonempty`` refuses a
+    tensor with no elements; ``finite`` refuses one holding NaN or an infinity.
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -87,6 +96,12 @@ def check_tensor(
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     if integer and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
         raise TypeError(f"{name} must be an integer tensor, got dtype {value.dtype}")
+    if nonempty and value.numel() == 0:
+        shape = f"{layout}, " if layout else ""
+        raise ValueError(f"{name} must not be empty ({shape}every size >= 1), "
+                         f"got shape {tuple(value.shape)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must hold finite numbers, got NaN or inf")
     return value
 
 

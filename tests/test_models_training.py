@@ -372,3 +372,15 @@ def test_glue_hands_plain_python_numbers_to_myst_nb(monkeypatch):
     session.glue("a", np.float64(0.25))
     session.glue("b", torch.tensor(3.0))
     assert type(seen["a"]) is float and type(seen["b"]) is float
+
+
+def test_shared_checks_name_what_they_expected_and_got():
+    from book_utils._checks import check_bool, check_tensor
+
+    with pytest.raises(TypeError, match="verbose must be True or False, got str"):
+        check_bool("verbose", "yes")
+    with pytest.raises(ValueError, match=r"x must not be empty .*got shape \(0, 3\)"):
+        check_tensor("x", torch.zeros(0, 3), dim=2, nonempty=True, layout="(batch, features)")
+    with pytest.raises(ValueError, match="x must hold finite numbers, got NaN or inf"):
+        check_tensor("x", torch.tensor([1.0, float("inf")]), finite=True)
+    assert check_bool("verbose", False) is False
