@@ -9,8 +9,7 @@ import nbformat
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+from conftest import CHAPTERS, ROOT
 
 
 def config() -> dict:

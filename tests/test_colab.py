@@ -28,8 +28,7 @@ import nbformat
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+from conftest import CHAPTERS, ROOT
 PIN_SCRIPT = ROOT / "scripts" / "pin_colab.py"
 REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -104,9 +103,6 @@ def colab_install(source: str) -> dict:
 def chapter(request) -> Path:
     return request.param
 
-
-def test_there_are_chapters() -> None:
-    assert CHAPTERS, "no notebooks in chapters/"
 
 
 def test_first_code_cell_installs_the_pinned_release_under_colab(chapter: Path) -> None:

@@ -17,10 +17,7 @@ import re
 from pathlib import Path
 
 import nbformat
-import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 MIN_EXERCISES = 3
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\.\*\*", re.MULTILINE)
 # Tags that would hide a solution in the notebook too, or drop it from the website.
@@ -47,14 +44,6 @@ def exercises(path: Path) -> list[tuple[int, int, nbformat.NotebookNode | None]]
             found.append((numbers[0], i, cells[i + 1] if i + 1 < len(cells) else None))
     return found
 
-
-@pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def chapter(request) -> Path:
-    return request.param
-
-
-def test_there_are_chapters() -> None:
-    assert CHAPTERS, "no notebooks in chapters/"
 
 
 def test_at_least_three_exercises_numbered_in_order(chapter: Path) -> None:

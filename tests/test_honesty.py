@@ -27,8 +27,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 MAX_LINES, MAX_COLUMNS = 25, 88
 
 # Constants the prose may state without glue: (pattern around the number, why it is not a measurement).
@@ -91,14 +89,6 @@ def unglued_numbers(markdown: str) -> list[str]:
         found.append(f"{match.group().strip()!r} in '...{context}...'")
     return found
 
-
-@pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def chapter(request) -> Path:
-    return request.param
-
-
-def test_there_are_chapters() -> None:
-    assert CHAPTERS, "no notebooks in chapters/"
 
 
 def test_markdown_states_no_unglued_measurement(chapter: Path) -> None:

@@ -34,8 +34,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from book_utils import (attention_and_scans, bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
                         recurrent_neurons, sequence_shapes)
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+from conftest import CHAPTERS, ROOT
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 
