@@ -31,7 +31,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import cells, data, models, plots, training
-from ._checks import check_choice, check_int, check_lengths, check_tensor, check_type, checked_by
+from ._checks import (check_choice, check_dtype, check_int, check_lengths, check_tensor, check_type,
+                      checked_by)
 
 # --------------------------------------------------------------- the linear recurrence
 
@@ -141,11 +142,14 @@ def parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = No
 
 def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     """max |estimate - reference| / max |reference|: the error on the scale of the values."""
-    check_tensor("estimate", estimate)
-    check_tensor("reference", reference)
+    check_tensor("estimate", estimate, floating=True, nonempty=True)
+    check_tensor("reference", reference, floating=True, nonempty=True)
     if estimate.shape != reference.shape:
         raise ValueError(f"estimate and reference must have the same shape, "
                          f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
+    if not bool(reference.ne(0).any()):
+        raise ValueError("reference must not be all zeros (the error is relative to its size), "
+                         "got only zeros")
     return ((estimate - reference).abs().max() / reference.abs().max()).item()
 
 
@@ -156,6 +160,7 @@ SCAN_MODES = ("scan", "loop")
 
 def log_g(x: torch.Tensor) -> torch.Tensor:
     """log g(x) with g(x) = x + 1/2 for x >= 0 and sigmoid(x) below: positive, so it has a log."""
+    check_tensor("x", x, floating=True)
     return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
 
 
@@ -205,11 +210,19 @@ class _LinearRecurrence(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}"
 
 
+def _check_coefficients(layer: _LinearRecurrence, x: torch.Tensor) -> None:
+    check_tensor("x", x, dim=3, floating=True, nonempty=True, layout="(batch, time, features)")
+    if x.shape[2] != layer.input_size:
+        raise ValueError(f"x must have {layer.input_size} features, got shape {tuple(x.shape)}")
+    check_dtype("x", x, layer)
+
+
 class MinGRU(_LinearRecurrence):
     """minGRU (Feng et al. 2024): h_t = (1 - z_t) h_{t-1} + z_t g(h~_t), gates from x_t alone."""
 
     n_blocks = 2
 
+    @checked_by(_check_coefficients)
     def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log a_t = log(1 - z_t), log b_t = log z_t + log g(h~_t)   (Equation 2)."""
         k, h_tilde = self.linear(x).chunk(2, dim=-1)       # z_t = sigmoid(k)
@@ -223,6 +236,7 @@ class MinLSTM(_LinearRecurrence):
 
     n_blocks = 3
 
+    @checked_by(_check_coefficients)
     def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """f'_t = f_t / (f_t + i_t), i'_t = i_t / (f_t + i_t), in log space   (Equation 3)."""
         k_f, k_i, h_tilde = self.linear(x).chunk(3, dim=-1)
@@ -237,13 +251,19 @@ class MinLSTM(_LinearRecurrence):
 
 def _check_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                      mask: torch.Tensor, v: torch.Tensor) -> None:
-    check_tensor("query", query, dim=2, floating=True, layout="(batch, attention)")
-    check_tensor("keys", keys, dim=3, floating=True, layout="(batch, source_time, attention)")
-    check_tensor("values", values, dim=3, floating=True, layout="(batch, source_time, hidden)")
-    check_tensor("mask", mask, dim=2, layout="(batch, source_time)")
-    check_tensor("v", v, dim=1, floating=True, layout="(attention,)")
+    check_tensor("query", query, dim=2, floating=True, nonempty=True, layout="(batch, attention)")
+    check_tensor("keys", keys, dim=3, floating=True, nonempty=True,
+                 layout="(batch, source_time, attention)")
+    check_tensor("values", values, dim=3, floating=True, nonempty=True,
+                 layout="(batch, source_time, hidden)")
+    check_tensor("mask", mask, dim=2, nonempty=True, layout="(batch, source_time)")
+    check_tensor("v", v, dim=1, floating=True, nonempty=True, layout="(attention,)")
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a bool tensor (True at real positions), got dtype {mask.dtype}")
+    dtypes = {"query": query.dtype, "keys": keys.dtype, "values": values.dtype, "v": v.dtype}
+    if len(set(dtypes.values())) > 1:
+        raise TypeError("query, keys, values and v must share one dtype, got "
+                        + ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items()))
     batch, source_time, size = keys.shape
     if query.shape != (batch, size) or v.shape != (size,):
         raise ValueError(f"query must be (batch, attention) = {(batch, size)} and v ({size},), "
@@ -283,9 +303,13 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
     def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64,
                  attention_size: int | None = None) -> None:
         super().__init__(vocab_size, embedding_size, hidden_size)
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         if hidden_size % 2:
             raise ValueError(f"hidden_size must be even (half for each direction), got {hidden_size}")
-        attention_size = check_int("attention_size", attention_size or hidden_size, minimum=1)
+        attention_size = check_int("attention_size",
+                                   hidden_size if attention_size is None else attention_size,
+                                   minimum=1)
         del self.decoder                                  # replaced by a cell that reads c_j
         self.encoder = nn.GRU(embedding_size, hidden_size // 2, batch_first=True,
                               bidirectional=True)
@@ -294,6 +318,10 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
         self.W_k = nn.Linear(hidden_size, attention_size)
         self.v = nn.Parameter(torch.randn(attention_size) / attention_size ** 0.5)
         self.head = nn.Linear(2 * hidden_size, vocab_size)
+
+    def _check_ids(self, name: str, ids: torch.Tensor) -> None:
+        super()._check_ids(name, ids)
+        check_tensor(name, ids, nonempty=True, layout="(batch, time)")
 
     def encode_all(self, source: torch.Tensor, lengths: torch.Tensor):
         """(states e (batch, source_time, hidden), summary (batch, hidden), mask (batch, source_time))."""
@@ -317,6 +345,8 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
 
     def forward(self, source: torch.Tensor, lengths: torch.Tensor,
                 decoder_inputs: torch.Tensor) -> torch.Tensor:
+        check_tensor("source", source, dim=2, integer=True, nonempty=True,
+                     layout="(batch, time)")       # its ids: encode_all
         self._check_ids("decoder_inputs", decoder_inputs)
         if decoder_inputs.shape[0] != source.shape[0]:
             raise ValueError(f"decoder_inputs must have batch size {source.shape[0]}, "
@@ -354,6 +384,19 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
 
 
 # --------------------------------------------------------------- training drivers
+
+
+def _check_device(device) -> torch.device:
+    check_type("device", device, (str, torch.device))
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be one that exists here, got {device}: "
+                         "no CUDA device is available")
+    return device
+
 
 LAYER_KINDS = ("mingru", "minlstm", "gru", "lstm")
 
@@ -414,7 +457,7 @@ def train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: i
                                steps, seed=seed)
     x_test, y_test = data.adding_problem(check_int("n_test", n_test, minimum=1), steps,
                                          seed=seed + 1_000_003)
-    device = torch.device("cpu") if device is None else torch.device(device)
+    device = torch.device("cpu") if device is None else _check_device(device)
     optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=train_steps)
     batches = training.random_batches(x, y, batch_size=batch_size, seed=seed)
     history = training.fit(model.to(device), batches, steps=train_steps, optimizer=optimizer,
@@ -440,8 +483,26 @@ class CharModel(nn.Module):
         self.recurrent = make_layer(kind, embedding_size, hidden_size)
         self.head = nn.Linear(hidden_size, vocab_size)
 
+    def _check_state(self, state, batch: int) -> None:
+        """The state the layer left: h (1, batch, hidden), or the pair (h, c) for ``nn.LSTM``."""
+        expected = (1, batch, self.recurrent.hidden_size)
+        if isinstance(self.recurrent, nn.LSTM):
+            if not (isinstance(state, tuple) and len(state) == 2):
+                raise TypeError(f"state must be the pair (h, c) an LSTM returns, "
+                                f"got {type(state).__name__}")
+            parts = {"state h": state[0], "state c": state[1]}
+        else:
+            parts = {"state": state}
+        for name, part in parts.items():
+            check_tensor(name, part, dim=3, floating=True, layout="(1, batch, hidden)")
+            if part.shape != expected:
+                raise ValueError(f"{name} must have shape {expected}, got {tuple(part.shape)}")
+            check_dtype(name, part, self)
+
     def forward(self, x: torch.Tensor, state=None):
-        check_tensor("x", x, dim=2, integer=True, layout="(batch, time)")
+        check_tensor("x", x, dim=2, integer=True, nonempty=True, layout="(batch, time)")
+        if state is not None:
+            self._check_state(state, x.shape[0])
         outputs, state = self.recurrent(self.embed(x), state)
         return self.head(outputs), state
 
@@ -455,6 +516,10 @@ def train_char_model(kind: str, train_windows: list, validation_windows: list, *
     """
     from . import text                                    # the corpus helpers, core
 
+    for name, windows in (("train_windows", train_windows), ("validation_windows", validation_windows)):
+        check_type(name, windows, list)
+        if not windows:
+            raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
     torch.manual_seed(check_int("seed", seed, minimum=0))
     vocab_size = len(text.CharVocabulary())
     model = CharModel(kind, vocab_size, hidden_size=hidden_size)
@@ -497,7 +562,7 @@ def time_recurrences(lengths: Sequence[int], *, batch_size: int = 16, input_size
     input_size = check_int("input_size", input_size, minimum=1)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     repeats = check_int("repeats", repeats, minimum=1)
-    device = torch.device(device)
+    device = _check_device(device)
     layers = {"loop": MinGRU(input_size, hidden_size, mode="loop"),
               "scan": MinGRU(input_size, hidden_size, mode="scan"),
               "nn.GRU": nn.GRU(input_size, hidden_size, batch_first=True)}
@@ -516,8 +581,14 @@ def time_recurrences(lengths: Sequence[int], *, batch_size: int = 16, input_size
 def crossover(rows: Sequence[dict], fast: str, slow: str) -> int | None:
     """The smallest T from which ``fast`` beats ``slow`` at every longer T measured, or None."""
     check_type("rows", rows, (list, tuple))
-    if not rows or any(fast not in r or slow not in r or "T" not in r for r in rows):
-        raise ValueError(f"rows must be a non-empty list of dicts with keys 'T', {fast!r}, {slow!r}")
+    check_type("fast", fast, str)
+    check_type("slow", slow, str)
+    if not rows:
+        raise ValueError(f"rows must hold at least one row, got an empty {type(rows).__name__}")
+    for row in rows:
+        if not isinstance(row, dict) or any(key not in row for key in ("T", fast, slow)):
+            raise ValueError(f"rows must be dicts with keys 'T', {fast!r} (fast) and {slow!r} (slow), "
+                             f"got {row!r}")
     found = None
     for row in sorted(rows, key=lambda r: r["T"], reverse=True):
         if row[fast] >= row[slow]:

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import training
-from ._checks import check_choice, check_float, check_int, check_tensor, check_type
+from ._checks import check_choice, check_float, check_int, check_tensor, check_type, checked_by
 from .plots import CYCLE
 from .text import CharVocabulary, bits_per_char
 
@@ -38,6 +38,18 @@ LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 # ---------------------------------------------------------------- n-gram baselines
 
 
+def _check_interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) -> None:
+    check_type("model", model, NGramModel)
+    check_type("history", history, str)
+    check_type("ch", ch, str)
+    if len(ch) != 1 or ch not in model.vocab.symbols:
+        raise ValueError(f"ch must be one character of the vocabulary, got {ch!r}")
+    check_int("order", order, minimum=0)
+    if order > model.max_order:
+        raise ValueError(f"order must be at most max_order ({model.max_order}), got {order}")
+
+
+@checked_by(_check_interpolated_prob)
 def interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) -> float:
     """P_k(c | h) = (max(N(h c) - d, 0) + d T(h) P_{k-1}(c | h')) / N(h), from k = 1 up.
 
@@ -55,6 +67,10 @@ def interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) ->
         hits = model.counts[k - 1].get(h + ch, 0)
         p = (max(hits - d, 0.0) + d * model.followers[k - 1][h] * p) / seen
     return p
+
+
+# The methods of NGramModel check their arguments once, then score many characters with this.
+_interpolated_prob = interpolated_prob.__wrapped__
 
 
 class NGramModel:
@@ -101,26 +117,26 @@ class NGramModel:
         check_type("ch", ch, str)
         if len(ch) != 1 or ch not in self.vocab.symbols:
             raise ValueError(f"ch must be one character of the vocabulary, got {ch!r}")
-        return interpolated_prob(self, history, ch, self._order(order))
+        return _interpolated_prob(self, history, ch, self._order(order))
 
     def distribution(self, history: str, order: int | None = None) -> torch.Tensor:
         """(vocab_size,) probabilities of every next character; they add up to one."""
         check_type("history", history, str)
         order = self._order(order)
-        return torch.tensor([interpolated_prob(self, history, ch, order) for ch in self.vocab.symbols],
+        return torch.tensor([_interpolated_prob(self, history, ch, order) for ch in self.vocab.symbols],
                             dtype=torch.float64)
 
     def bits_per_char(self, text: str, order: int | None = None) -> float:
         """Mean -log2 P(c_t | previous characters) over ``text`` (read from its start)."""
         check_type("text", text, str)
         if not text:
-            raise ValueError("text must not be empty")
+            raise ValueError("text must not be empty, got ''")
         order = self._order(order)
         keep = max(order - 1, 0)
         total = 0.0
         for t, ch in enumerate(text):
             history = text[max(t - keep, 0):t]
-            total -= math.log2(interpolated_prob(self, history, ch, order))
+            total -= math.log2(_interpolated_prob(self, history, ch, order))
         return total / len(text)
 
 
@@ -139,12 +155,12 @@ class CharLM(nn.Module):
     def __init__(self, vocab_size: int, kind: str = "lstm", *, embedding_size: int = 32,
                  hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        check_int("vocab_size", vocab_size, minimum=2)
+        vocab_size = check_int("vocab_size", vocab_size, minimum=2)
         self.kind = check_choice("kind", kind, tuple(LAYERS))
-        check_int("embedding_size", embedding_size, minimum=1)
-        check_int("hidden_size", hidden_size, minimum=1)
-        check_int("num_layers", num_layers, minimum=1)
-        check_float("dropout", dropout, minimum=0.0, maximum=1.0)
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        num_layers = check_int("num_layers", num_layers, minimum=1)
+        dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0)
         if dropout > 0 and num_layers == 1:
             raise ValueError(f"dropout acts between layers: use num_layers >= 2 with dropout={dropout}")
         if dropout == 1.0:
@@ -156,7 +172,8 @@ class CharLM(nn.Module):
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, state=None):
-        check_tensor("x", x, dim=2, integer=True, layout="(batch, time) of character ids")
+        check_tensor("x", x, dim=2, integer=True, nonempty=True,
+                     layout="(batch, time) of character ids")
         if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
             raise ValueError(f"x must hold ids in [0, {self.vocab_size - 1}], got values from "
                              f"{x.min().item()} to {x.max().item()}")
@@ -211,6 +228,12 @@ def budget_steps(kind: str, num_layers: int = 1, seconds: float = BUDGET_SECONDS
     return max(1, round(BUDGET_STEPS[kind, num_layers] * seconds / BUDGET_SECONDS))
 
 
+def _check_windows(name: str, windows) -> None:
+    check_type(name, windows, list)
+    if not windows:
+        raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
+
+
 def train_for_steps(
     model: CharLM,
     windows: list,
@@ -218,19 +241,18 @@ def train_for_steps(
     steps: int,
     lr: float,
     state: str = "carry",
-    clip_norm: float = 1.0,
+    clip_norm: float | None = 1.0,
     device: str | torch.device | None = None,
 ) -> dict[str, list]:
     """Train ``model`` on stream windows for ``steps`` updates with :func:`training.fit`.
 
-    Adam with a cosine-decayed rate and gradient clipping. ``state="carry"`` is
+    Adam with a cosine-decayed rate and gradient clipping at ``clip_norm`` (``None``:
+    no clipping). ``state="carry"`` is
     truncated BPTT across windows; ``"reset"`` starts every window from a zero
     state. The history gains ``"steps"`` and the measured ``"seconds_per_step"``.
     """
     check_type("model", model, CharLM)
-    check_type("windows", windows, list)
-    if not windows:
-        raise ValueError("windows must hold at least one (x, y) window, got an empty list")
+    _check_windows("windows", windows)
     steps = check_int("steps", steps, minimum=1)
     check_choice("state", state, training.STATE_MODES)
     optimizer, scheduler = training.make_optimizer(model, lr=lr, total_steps=steps)
@@ -241,9 +263,10 @@ def train_for_steps(
     return history
 
 
-def held_out_bits(model: nn.Module, windows: list, *, device: str | torch.device | None = None) -> float:
+def held_out_bits(model: CharLM, windows: list, *, device: str | torch.device | None = None) -> float:
     """Bits per character on held-out stream windows, the state carried across them."""
-    check_type("model", model, nn.Module)
+    check_type("model", model, CharLM)
+    _check_windows("windows", windows)
     result = training.evaluate(model, windows, state="carry", device=device)
     return bits_per_char(result["loss"])
 
@@ -251,6 +274,21 @@ def held_out_bits(model: nn.Module, windows: list, *, device: str | torch.device
 # ---------------------------------------------------------------- sampling
 
 
+def _check_next_char_probs(logits: torch.Tensor, temperature: float = 1.0,
+                           top_k: int | None = None) -> None:
+    check_tensor("logits", logits, floating=True)
+    if logits.dim() == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have a last dimension of one score per character, "
+                         f"got shape {tuple(logits.shape)}")
+    check_float("temperature", temperature, minimum=0.0, strict_minimum=True)
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
+        if top_k > logits.shape[-1]:
+            raise ValueError(f"top_k must be at most the number of scores in the last dimension "
+                             f"of logits ({logits.shape[-1]}), got {top_k}")
+
+
+@checked_by(_check_next_char_probs)
 def next_char_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
     """softmax(z / T), keeping only the k largest scores when ``top_k`` is given."""
     z = logits / temperature
@@ -319,7 +357,7 @@ def known_word_share(generated: str, reference: str) -> float:
     check_type("reference", reference, str)
     words = WORD.findall(generated)
     if not words:
-        raise ValueError("generated holds no words (runs of letters)")
+        raise ValueError(f"generated holds no words (runs of letters), got {generated[:40]!r}")
     known = set(WORD.findall(reference))
     return sum(w in known for w in words) / len(words)
 
@@ -342,7 +380,7 @@ def text_features(text: str) -> dict[str, torch.Tensor]:
     """
     check_type("text", text, str)
     if not text:
-        raise ValueError("text must not be empty")
+        raise ValueError("text must not be empty, got ''")
     columns = {name: [] for name in FEATURES}
     quotes = depth = position = 0
     line, previous = "", "\n"
@@ -369,6 +407,9 @@ def hidden_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tens
     """(len(text), hidden_size) hidden state of the top layer after each character, one pass."""
     check_type("model", model, CharLM)
     check_type("vocab", vocab, CharVocabulary)
+    check_type("text", text, str)
+    if not text:
+        raise ValueError("text must not be empty, got ''")
     ids = vocab.encode(text)[None].to(training.model_device(model))   # (1, N)
     was_training = model.training
     model.eval()
@@ -380,6 +421,11 @@ def hidden_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tens
 
 def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
     """Correlation of every column of ``states`` (N, H) with ``feature`` (N,): (H,)."""
+    check_tensor("states", states, dim=2, floating=True, nonempty=True, layout="(characters, units)")
+    check_tensor("feature", feature, dim=1, floating=True, layout="(characters,)")
+    if len(feature) != len(states):
+        raise ValueError(f"feature must hold one value per row of states ({len(states)}), "
+                         f"got {len(feature)}")
     s = states - states.mean(dim=0)
     f = feature - feature.mean()
     return (s * f[:, None]).sum(dim=0) / (s.norm(dim=0) * f.norm()).clamp_min(1e-12)

@@ -89,6 +89,11 @@ class Corpus:
     source: str
     dropped: dict
 
+    def __post_init__(self) -> None:
+        for name in ("train", "validation", "test", "source"):
+            check_type(name, getattr(self, name), str)
+        check_type("dropped", self.dropped, dict)
+
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(getattr(self, name)):,}"
                           for name in ("train", "validation", "test"))
@@ -156,6 +161,11 @@ def streams(ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Ten
     piece shifted by one character: ``y[b, t]`` is the character after ``x[b, t]``.
     Both are (batch_size, n) with n = (len(ids) - 1) // batch_size; the tail is dropped.
     """
+    check_tensor("ids", ids, dim=1, integer=True, layout="(length,)")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if len(ids) - 1 < batch_size:
+        raise ValueError(f"ids must hold more than batch_size ({batch_size}) ids to make "
+                         f"{batch_size} streams, got {len(ids)}")
     n = (len(ids) - 1) // batch_size
     x = ids[: batch_size * n].view(batch_size, n)        # (B, n)
     y = ids[1: batch_size * n + 1].view(batch_size, n)   # (B, n), one step ahead

@@ -164,6 +164,12 @@ def test_min_layer_errors_name_the_problem():
         A.MinLSTM(3, 4, mode="parallel")
     with pytest.raises(TypeError, match="hidden_size must be an int"):
         A.MinGRU(3, 4.0)
+    with pytest.raises(TypeError, match="x must have the dtype of the MinGRU's weights"):
+        layer.coefficients(torch.randn(2, 5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="x must not be empty"):
+        A.MinLSTM(3, 4).coefficients(torch.randn(2, 0, 3))
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        A.log_g(torch.arange(3))
 
 
 def test_chrono_init_sets_the_kept_share_to_one_minus_one_over_tau():
@@ -266,8 +272,18 @@ def test_attention_errors_name_the_problem():
     mask[2] = False
     with pytest.raises(ValueError, match="at least one source position"):
         A.additive_attention(query, keys, values, mask, v)
+    with pytest.raises(TypeError, match="must share one dtype, got query torch.float32, keys torch.float64"):
+        A.additive_attention(query, keys.double(), values, mask, v)
     with pytest.raises(ValueError, match="hidden_size must be even"):
         A.AttentionEncoderDecoder(13, 8, 15)
+    with pytest.raises(ValueError, match="attention_size must be >= 1, got 0"):
+        A.AttentionEncoderDecoder(13, 8, 16, attention_size=0)
+    assert A.AttentionEncoderDecoder(13, 8, 16).v.shape == (16,)    # None: hidden_size
+    model = A.AttentionEncoderDecoder(13, 8, 16)
+    with pytest.raises(TypeError, match="source must be a torch.Tensor, got list"):
+        model([[4, 5]], torch.tensor([2]), torch.tensor([[1, 4]]))
+    with pytest.raises(ValueError, match="source must not be empty"):
+        model.encode(torch.zeros(0, 2, dtype=torch.long), torch.tensor([2]))
     with pytest.raises(ValueError, match="weights, sources and outputs must pair up"):
         A.plot_attention([torch.rand(2, 2)], ["12", "34"], ["21"])
 
@@ -298,3 +314,36 @@ def test_driver_errors_name_the_problem():
         A.time_recurrences([0])
     with pytest.raises(ValueError, match="timings must hold at least one setting"):
         A.plot_timings({})
+    with pytest.raises(TypeError, match="device must be str or device, got int"):
+        A.time_recurrences([2], device=3)
+    with pytest.raises(TypeError, match="device must be str or device, got int"):
+        A.train_adding("gru", 4, train_steps=1, device=0)
+    with pytest.raises(TypeError, match="train_windows must be list, got NoneType"):
+        A.train_char_model("gru", None, [])
+    with pytest.raises(ValueError, match="validation_windows must hold at least one"):
+        A.train_char_model("gru", [(torch.zeros(1, 2, dtype=torch.long),) * 2], [])
+    with pytest.raises(TypeError, match="fast must be str, got NoneType"):
+        A.crossover([{"T": 1, "a": 1.0, "b": 2.0}], None, "b")
+    with pytest.raises(ValueError, match="reference must not be all zeros"):
+        A.max_relative_error(torch.ones(3), torch.zeros(3))
+    with pytest.raises(TypeError, match="estimate must be a floating-point tensor"):
+        A.max_relative_error(torch.ones(3, dtype=torch.long), torch.ones(3))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "mingru"])
+def test_char_model_checks_the_state_it_is_given(kind):
+    model = A.CharModel(kind, 10, 3, 4)
+    x = torch.randint(0, 10, (2, 5))
+    _, state = model(x)
+    model(x, state)                                       # the state it returned is fine
+    with pytest.raises(ValueError, match="x must not be empty"):
+        model(x[:, :0])
+    with pytest.raises((TypeError, ValueError), match="state"):
+        model(x, "state")
+    h = state[0] if kind == "lstm" else state
+    bad = (h[:, :1], state[1]) if kind == "lstm" else h[:, :1]
+    with pytest.raises(ValueError, match=r"state.* must have shape \(1, 2, 4\), got \(1, 1, 4\)"):
+        model(x, bad)
+    bad = (h.double(), state[1]) if kind == "lstm" else h.double()
+    with pytest.raises(TypeError, match="must have the dtype of the CharModel's weights"):
+        model(x, bad)

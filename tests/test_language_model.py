@@ -210,10 +210,43 @@ def test_figures_draw():
      "one value per row of states (3)"),
     (lambda: lm.unit_correlations(torch.zeros(3), {}), ValueError, "(characters, units)"),
     (lambda: lm.units_above({}, 1.5), ValueError, "threshold must be <= 1.0"),
+    (lambda: lm.interpolated_prob("model", "ab", "c", 2), TypeError, "model must be NGramModel, got str"),
+    (lambda: lm.interpolated_prob(lm.NGramModel(TRAIN, 2, VOCAB), "ab", "c", 3), ValueError,
+     "order must be at most max_order (2), got 3"),
+    (lambda: lm.interpolated_prob(lm.NGramModel(TRAIN, 2, VOCAB), "ab", "c", -1), ValueError,
+     "order must be >= 0, got -1"),
+    (lambda: lm.next_char_probs(torch.arange(5), 1.0), TypeError, "logits must be a floating-point"),
+    (lambda: lm.next_char_probs(torch.tensor(1.0), 1.0), ValueError, "logits must have a last dimension"),
+    (lambda: lm.next_char_probs(torch.randn(5), float("inf")), ValueError, "temperature must be a finite"),
+    (lambda: lm.next_char_probs(torch.randn(5), 1.0, top_k=0), ValueError, "top_k must be >= 1, got 0"),
+    (lambda: lm.next_char_probs(torch.randn(5), 1.0, top_k=6), ValueError, "top_k must be at most"),
+    (lambda: lm.pearson(torch.randn(4, 2), torch.randn(5)), ValueError, "feature must hold one value per row"),
+    (lambda: lm.pearson(torch.randn(0, 2), torch.randn(0)), ValueError, "states must not be empty"),
+    (lambda: lm.pearson(torch.randn(4, 2), torch.arange(4)), TypeError, "feature must be a floating-point"),
+    (lambda: lm.held_out_bits(nn_linear(), [(1, 2)]), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.held_out_bits(tiny_lm(), []), ValueError, "windows must hold at least one (x, y) window"),
+    (lambda: lm.held_out_bits(tiny_lm(), None), TypeError, "windows must be list, got NoneType"),
+    (lambda: lm.hidden_states(tiny_lm(), VOCAB, ""), ValueError, "text must not be empty"),
+    (lambda: tiny_lm()(torch.zeros(0, 3, dtype=torch.long)), ValueError, "x must not be empty"),
 ])
 def test_errors_name_what_was_expected(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+def test_train_for_steps_without_clipping():
+    """clip_norm=None trains with the raw gradients (no clipping)."""
+    ids = VOCAB.encode(TRAIN)
+    windows = text.stream_batches(ids, batch_size=4, window=16)
+    history = lm.train_for_steps(tiny_lm(), windows, steps=3, lr=0.02, clip_norm=None)
+    assert len(history["step_loss"]) == 3 and all(math.isfinite(v) for v in history["step_loss"])
+
+
+def test_numpy_sizes_are_accepted():
+    import numpy as np
+
+    model = lm.CharLM(np.int64(11), "gru", embedding_size=np.int64(3), hidden_size=np.int64(4))
+    assert model.recurrent.input_size == 3 and isinstance(model.recurrent.input_size, int)
 
 
 def nn_linear():

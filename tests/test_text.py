@@ -93,6 +93,13 @@ def test_bits_per_char():
     (lambda: text.bits_per_char(float("nan")), ValueError, "finite"),
     (lambda: text.bits_per_char("1"), TypeError, "loss_nats must be a number"),
     (lambda: text.bits_per_char(torch.ones(2)), ValueError, "one number"),
+    (lambda: text.streams(torch.arange(10.0), 2), TypeError, "ids must be an integer tensor"),
+    (lambda: text.streams([0, 1, 2], 2), TypeError, "ids must be a torch.Tensor, got list"),
+    (lambda: text.streams(torch.arange(10), 0), ValueError, "batch_size must be >= 1, got 0"),
+    (lambda: text.streams(torch.arange(3), 4), ValueError, "more than batch_size (4)"),
+    (lambda: text.Corpus(None, "c", "d", "s", {}), TypeError, "train must be str, got NoneType"),
+    (lambda: text.Corpus("ab", "c", 3, "s", {}), TypeError, "test must be str, got int"),
+    (lambda: text.Corpus("ab", "c", "d", "s", []), TypeError, "dropped must be dict, got list"),
 ])
 def test_errors_name_what_was_expected(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
