@@ -405,6 +405,12 @@ class MNIST:
     y_val: torch.Tensor | None = None
     budget: str = ""
 
+    def __post_init__(self) -> None:
+        for split in ("train", "test", "val"):
+            _check_split(split, getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
+        for name in ("source", "origin", "fallback_reason", "budget"):
+            check_type(name, getattr(self, name), str)
+
     def describe(self) -> str:
         """One-line summary: source, origin and split sizes."""
         sizes = f"{len(self.y_train):,} train"
@@ -427,10 +433,27 @@ class MNIST:
         return f"<{self.describe()}>"
 
 
+def _check_split(split: str, x, y) -> None:
+    """Images (N, height, width) floating point and labels (N,) integer, for one split of MNIST."""
+    x_name, y_name = f"x_{split}", f"y_{split}"
+    if split == "val" and x is None and y is None:
+        return  # no validation split
+    if split == "val" and (x is None) != (y is None):
+        raise ValueError(f"x_val and y_val must be given together, got "
+                         f"{type(x).__name__} and {type(y).__name__}")
+    check_tensor(x_name, x, dim=3, floating=True, layout="(N, height, width)")
+    check_tensor(y_name, y, dim=1, integer=True, layout="(N,)")
+    if len(x) != len(y):
+        raise ValueError(f"{y_name} must hold one label per image of {x_name} ({len(x)}), "
+                         f"got {len(y)}")
+
+
 class MNISTUnavailable(RuntimeError):
     """The official files cannot be used: ``str(err)`` is the full reason, ``summary`` a short one."""
 
     def __init__(self, reason: str, summary: str) -> None:
+        check_type("reason", reason, str)
+        check_type("summary", summary, str)
         super().__init__(reason)
         self.summary = summary
 
@@ -749,7 +772,9 @@ class RandomShifts:
 
 def shift_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Shift every image in ``x`` (batch, height, width) by its own random offset."""
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, height, width)")
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, height, width)", nonempty=True)
+    max_shift = check_int("max_shift", max_shift, minimum=0)
+    check_type("generator", generator, torch.Generator)
     if max_shift == 0:
         return x
     batch, height, width = x.shape
@@ -797,7 +822,13 @@ def reversal_pairs(
     max_length = check_int("max_length", max_length, minimum=1)
     if max_length < min_length:
         raise ValueError(f"max_length must be >= min_length ({min_length}), got {max_length}")
+    if isinstance(exclude, str) or not isinstance(exclude, Iterable):
+        raise TypeError(f"exclude must be a collection of strings (a list or set), "
+                        f"got {type(exclude).__name__}")
     excluded = set(exclude)
+    if not all(isinstance(text, str) for text in excluded):
+        odd = next(text for text in excluded if not isinstance(text, str))
+        raise TypeError(f"exclude must hold strings only, got a {type(odd).__name__}: {odd!r}")
     available = sum(10 ** k for k in range(min_length, max_length + 1)) - len(excluded)
     if n > available:
         raise ValueError(f"n must be at most {available}, the number of strings available, got {n}")

@@ -29,7 +29,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import training
-from ._checks import check_float, check_int, check_lengths, check_tensor, check_type, checked_by
+from ._checks import (
+    check_dtype, check_float, check_int, check_lengths, check_tensor, check_type, checked_by,
+)
 from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
 
 
@@ -107,7 +109,7 @@ def random_crops(
 
 
 def _check_series(name: str, series: torch.Tensor, min_length: int = 1) -> torch.Tensor:
-    check_tensor(name, series, dim=2, floating=True, layout="(batch, time)")
+    check_tensor(name, series, dim=2, floating=True, layout="(batch, time)", nonempty=True)
     if series.shape[1] < min_length:
         raise ValueError(f"{name} must have at least {min_length} time steps, got shape {tuple(series.shape)}")
     return series
@@ -135,13 +137,22 @@ def naive_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
 
 
 def _check_RecurrentForecaster_forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> None:
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, 1)")
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, 1)", nonempty=True)
     if x.shape[2] != 1:
         raise ValueError(f"x must have one feature per step, got shape {tuple(x.shape)}")
+    check_dtype("x", x, self)
+    if h0 is not None:
+        expected = (self.gru.num_layers, x.shape[0], self.gru.hidden_size)
+        check_tensor("h0", h0, dim=3, floating=True, layout=f"(layers, batch, hidden) = {expected}")
+        if tuple(h0.shape) != expected:
+            raise ValueError(f"h0 must have shape (layers, batch, hidden) = {expected}, "
+                             f"got {tuple(h0.shape)}")
+        check_dtype("h0", h0, self)
 
 
 def _check_RecurrentForecaster_rollout(self, context: torch.Tensor, steps: int) -> None:
     _check_series("context", context)
+    check_dtype("context", context, self)
     check_int("steps", steps, minimum=1)
 
 
@@ -154,8 +165,9 @@ class RecurrentForecaster(nn.Module):
 
     def __init__(self, hidden_size: int = 32, horizon: int = 1) -> None:
         super().__init__()
-        self.horizon = check_int("horizon", horizon, minimum=1)
-        self.gru = nn.GRU(1, check_int("hidden_size", hidden_size, minimum=1), batch_first=True)
+        self.horizon = horizon = check_int("horizon", horizon, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.gru = nn.GRU(1, hidden_size, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
 
     @checked_by(_check_RecurrentForecaster_forward)
@@ -167,6 +179,7 @@ class RecurrentForecaster(nn.Module):
     def forecast(self, context: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` values after the context, all at once: (batch, time) -> (batch, horizon)."""
         _check_series("context", context)
+        check_dtype("context", context, self)
         return self(context[:, :, None])[0][:, -1]
 
     @torch.no_grad()
@@ -224,11 +237,13 @@ class LinearForecaster(nn.Module):
 
     def forward(self, series: torch.Tensor) -> torch.Tensor:
         _check_series("series", series, self.window)
-        return self._features(series) @ self.weight
+        # In the series' precision: a float64 series gets a float64 forecast.
+        return self._features(series) @ self.weight.to(series.dtype)
 
     @torch.no_grad()
     def forecast(self, context: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` values after the context: (batch, time) -> (batch, horizon)."""
+        _check_series("context", context, self.window)
         return self(context)[:, -1]
 
 
@@ -254,6 +269,8 @@ def train_forecaster(
     lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    _check_series("series", series, model.horizon + 1)
+    check_dtype("series", series, model)
     device = next(model.parameters()).device
     inputs, targets = (t.to(device) for t in horizon_targets(series, model.horizon))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -274,7 +291,8 @@ def train_forecaster(
 
 def last_valid_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The output at each sequence's last valid step, ``outputs[b, lengths[b] - 1]``: (batch, hidden)."""
-    check_tensor("outputs", outputs, dim=3, layout="(batch, time, hidden)")
+    check_tensor("outputs", outputs, dim=3, floating=True, layout="(batch, time, hidden)",
+                 nonempty=True)
     check_lengths(lengths, outputs.shape[0], outputs.shape[1])
     index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[2])
     return outputs.gather(1, index).squeeze(1)
@@ -282,7 +300,8 @@ def last_valid_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 def last_step_accuracy(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> float:
     """Accuracy of the prediction at each sequence's last valid step (a fraction in [0, 1])."""
-    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)")
+    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)",
+                 nonempty=True)
     check_tensor("labels", labels, dim=1, integer=True, layout="(batch,)")
     if len(labels) != len(logits):
         raise ValueError(f"labels must hold one label per sequence ({len(logits)}), got {len(labels)}")
@@ -303,8 +322,8 @@ class CroppedBatches:
 
     def __init__(self, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, *,
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0) -> None:
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-        check_lengths(lengths, x.shape[0], x.shape[1])
+        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)", nonempty=True)
+        check_lengths(lengths, x.shape[0], x.shape[1], of="x")
         check_tensor("y", y, dim=1, integer=True, layout="(batch,)")
         if len(y) != len(x):
             raise ValueError(f"y must hold one label per sequence ({len(x)}), got {len(y)}")
@@ -328,6 +347,12 @@ class CroppedBatches:
             yield (self.x[index, :longest], lengths), (labels, lengths)
 
 
+def _check_PerStepClassifier_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
+    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)", nonempty=True)
+    check_dtype("x", x, self)
+    check_lengths(lengths, x.shape[0], x.shape[1], of="x")
+
+
 class PerStepClassifier(nn.Module):
     """A GRU that reads a padded batch as packed sequences and classifies at every step.
 
@@ -339,16 +364,13 @@ class PerStepClassifier(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, n_classes: int) -> None:
         super().__init__()
-        self.gru = nn.GRU(
-            check_int("input_size", input_size, minimum=1),
-            check_int("hidden_size", hidden_size, minimum=1),
-            batch_first=True,
-        )
+        input_size = check_int("input_size", input_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
         self.head = nn.Linear(hidden_size, check_int("n_classes", n_classes, minimum=2))
 
+    @checked_by(_check_PerStepClassifier_forward)
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-        check_lengths(lengths, x.shape[0], x.shape[1])
         # pack_padded_sequence wants the lengths on the CPU, whatever the device of x.
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True,
@@ -360,6 +382,7 @@ def _check_VectorToSequence_forward(self, v: torch.Tensor) -> None:
     check_tensor("v", v, dim=2, floating=True, layout="(batch, vector_size)")
     if v.shape[1] != self.vector_size:
         raise ValueError(f"v must have {self.vector_size} features, got shape {tuple(v.shape)}")
+    check_dtype("v", v, self)
 
 
 class VectorToSequence(nn.Module):
@@ -374,9 +397,10 @@ class VectorToSequence(nn.Module):
 
     def __init__(self, vector_size: int, hidden_size: int, output_size: int, steps: int) -> None:
         super().__init__()
-        self.vector_size = check_int("vector_size", vector_size, minimum=1)
+        self.vector_size = vector_size = check_int("vector_size", vector_size, minimum=1)
         self.steps = check_int("steps", steps, minimum=1)
-        self.initial_state = nn.Linear(vector_size, check_int("hidden_size", hidden_size, minimum=1))
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.initial_state = nn.Linear(vector_size, hidden_size)
         self.gru = nn.GRU(vector_size, hidden_size, batch_first=True)
         self.head = nn.Linear(hidden_size, check_int("output_size", output_size, minimum=1))
 

@@ -27,7 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_choice, check_float, check_int, check_lengths, check_tensor, check_type
+from ._checks import (
+    check_bool, check_choice, check_float, check_int, check_lengths, check_tensor, check_type,
+    checked_by,
+)
 from .data import length_mask
 
 LossFn = Callable[..., torch.Tensor]
@@ -50,6 +53,7 @@ def _detach(state):
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter (the CPU for a model without any)."""
+    check_type("model", model, nn.Module)
     first = next(model.parameters(), None)
     return first.device if first is not None else torch.device("cpu")
 
@@ -58,7 +62,10 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
     if device is None:
         return model_device(model)
     check_type("device", device, (str, torch.device))
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device must be one that exists here (cpu), got {device}: "
                          "no CUDA device is available")
@@ -68,6 +75,42 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
 def _check_loader(name: str, loader) -> None:
     if not hasattr(loader, "__iter__"):
         raise TypeError(f"{name} must be iterable over (x, y) batches, got {type(loader).__name__}")
+
+
+def _shape_of(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shape_of(v) for v in value) + ")"
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _first_forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state):
+    """:func:`_forward` on the first batch, where a model that cannot read the batches fails.
+
+    torch's own error (a shape or dtype mismatch deep inside the model or the loss)
+    is re-raised as a ValueError that names ``model`` and the batch it was given.
+    """
+    try:
+        return _forward(model, x, y, loss_fn, state_mode, state)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(
+            f"model must map the batches' inputs {_shape_of(x)} to outputs that the loss accepts "
+            f"against targets {_shape_of(y)}, got a {type(model).__name__} that fails on the "
+            f"first batch: {err}") from err
+
+
+def _is_empty(loader) -> bool:
+    """True for a loader with a length of 0 (a loader without a length is not known to be)."""
+    try:
+        return len(loader) == 0
+    except TypeError:  # no __len__, or a DataLoader over an IterableDataset
+        return False
+
+
+def _no_examples(name: str) -> ValueError:
+    return ValueError(f"{name} yielded no examples: it must yield at least one batch with a "
+                      "counted target, got none")
 
 
 def _forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state):
@@ -150,11 +193,19 @@ def update(
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         raise ValueError(f"loss must be a scalar tensor, got {type(loss).__name__}"
                          + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""))
+    if not loss.is_floating_point():
+        raise TypeError(f"loss must be a floating-point scalar tensor, got dtype {loss.dtype}")
+    if not loss.requires_grad:
+        raise ValueError("loss must be computed from the model's parameters (requires_grad), "
+                         "got a tensor without a gradient graph")
     check_type("optimizer", optimizer, torch.optim.Optimizer)
     if clip_norm is not None:
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     if scheduler is not None:
         check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
+    check_bool("allow_nonfinite", allow_nonfinite)
+    if step is not None:
+        check_int("step", step, minimum=0)
     optimizer.zero_grad()
     loss.backward()
     # With max_norm=inf this only measures the norm.
@@ -188,18 +239,26 @@ def evaluate(
     _check_loader("loader", loader)
     if state is not None:
         check_choice("state", state, STATE_MODES)
-    device = _resolve_device(model, device)
+    return _evaluate(model, loader, loss_fn, _resolve_device(model, device), state, "loader")
+
+
+def _evaluate(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device,
+              state: str | None, name: str) -> dict[str, float]:
+    """:func:`evaluate` once its arguments are checked; ``name`` is the loader's, for messages."""
     was_training = model.training
     model.eval()
     tally, carried = _Tally(), None
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = _to(x, device), _to(y, device)
-            loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
-            tally.add(loss, outputs, targets)
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            for k, (x, y) in enumerate(loader):
+                x, y = _to(x, device), _to(y, device)
+                forward = _first_forward if k == 0 else _forward
+                loss, outputs, targets, carried = forward(model, x, y, loss_fn, state, carried)
+                tally.add(loss, outputs, targets)
+    finally:
+        model.train(was_training)
     if tally.seen == 0:
-        raise ValueError("loader yielded no examples")
+        raise _no_examples(name)
     result = {"loss": tally.loss / tally.seen}
     if tally.accuracy is not None:
         result["accuracy"] = tally.accuracy
@@ -251,13 +310,16 @@ def fit(
         check_int("steps", steps, minimum=1)
     if val_loader is not None:
         _check_loader("val_loader", val_loader)
+        if _is_empty(val_loader):
+            raise _no_examples("val_loader")  # before a whole epoch of training, not after
     if clip_norm is not None:
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     if scheduler is not None:
         check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
     if state is not None:
         check_choice("state", state, STATE_MODES)
-    check_type("allow_nonfinite", allow_nonfinite, bool)
+    check_bool("allow_nonfinite", allow_nonfinite)
+    check_bool("verbose", verbose)
     owned = {id(p) for p in model.parameters()}
     if not any(id(p) in owned for group in optimizer.param_groups for p in group["params"]):
         raise ValueError("optimizer must hold the model's parameters, got an optimizer built for "
@@ -279,7 +341,8 @@ def fit(
         tally, carried = _Tally(), None
         for x, y in batches:
             x, y = _to(x, device), _to(y, device)
-            loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried)
+            forward = _first_forward if done == 0 else _forward
+            loss, outputs, targets, carried = forward(model, x, y, loss_fn, state, carried)
             carried = _detach(carried)  # else the next backward would run into this batch
             done += 1
             counted = tally.add(loss, outputs, targets)
@@ -297,7 +360,7 @@ def fit(
                 break
         seconds = time.perf_counter() - start
         if tally.seen == 0:
-            raise ValueError("batches yielded no examples")
+            raise _no_examples("batches")
         history["epoch"].append(epoch)
         history["train_loss"].append(tally.loss / tally.seen)
         history["train_accuracy"].append(tally.accuracy)
@@ -307,7 +370,7 @@ def fit(
         if tally.accuracy is not None:
             line += f" acc {tally.accuracy:6.2%}"
         if val_loader is not None:
-            val = evaluate(model, val_loader, loss_fn=loss_fn, device=device, state=state)
+            val = _evaluate(model, val_loader, loss_fn, device, state, "val_loader")
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val.get("accuracy"))
             line += f" | held-out loss {val['loss']:.4f}"
@@ -397,7 +460,8 @@ def train_classifier(
     if not hasattr(train_loader, "__len__"):
         raise TypeError(f"train_loader must have a length (a DataLoader), got {type(train_loader).__name__}")
     if len(train_loader) == 0:
-        raise ValueError("train_loader yielded no examples")
+        raise ValueError("train_loader must hold at least one batch, got an empty loader")
+    check_bool("verbose", verbose)
     device = _resolve_device(model, device)
     model.to(device)
     opt, scheduler = make_optimizer(model, lr=lr, total_steps=epochs * len(train_loader),
@@ -406,14 +470,20 @@ def train_classifier(
                clip_norm=clip_norm, scheduler=scheduler, device=device, verbose=verbose)
 
 
+def _check_masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> None:
+    check_tensor("values", values, dim=(2, 3, 4), floating=True, layout="(batch, time, ...)",
+                 nonempty=True)
+    check_lengths(lengths, values.shape[0], values.shape[1], of="values")
+
+
+@checked_by(_check_masked_mean)
 def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The mean of ``values`` (batch, time, ...) over the valid steps only.
 
     Every valid step of every sequence weighs the same, so a long sequence
     counts for more than a short one, and padding counts for nothing.
     """
-    check_tensor("values", values, dim=(2, 3, 4), floating=True, layout="(batch, time, ...)")
-    mask = length_mask(check_lengths(lengths, values.shape[0], values.shape[1]), values.shape[1])
+    mask = length_mask(lengths, values.shape[1])
     mask = mask.to(values.device).view(*mask.shape, *([1] * (values.dim() - 2)))
     per_element = values.new_tensor(values[0, 0].numel())
     return (values * mask).sum() / (mask.sum() * per_element)
@@ -428,11 +498,13 @@ def masked_cross_entropy(
     class index at each step; whatever ``targets`` holds past a sequence's
     length is ignored.
     """
-    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)")
+    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)",
+                 nonempty=True)
     check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
     if targets.shape != logits.shape[:2]:
         raise ValueError(
             f"targets must have shape (batch, time) = {tuple(logits.shape[:2])}, got {tuple(targets.shape)}"
         )
+    check_lengths(lengths, logits.shape[0], logits.shape[1], of="logits")
     per_step = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     return masked_mean(per_step, lengths)

@@ -1058,3 +1058,41 @@ def test_standardize_uses_training_statistics_only():
 def test_standardize_rejects_non_mnist():
     with pytest.raises(TypeError, match="data must be MNIST, got dict"):
         data.standardize({})
+
+
+def test_mnist_checks_its_fields():
+    x, y = torch.rand(4, 28, 28), torch.arange(4)
+    with pytest.raises(TypeError, match="x_train must be a torch.Tensor, got NoneType"):
+        data.MNIST(None, y, x, y, "test")
+    with pytest.raises(TypeError, match="x_test must be a floating-point tensor, got dtype torch.int64"):
+        data.MNIST(x, y, x.long(), y, "test")
+    with pytest.raises(TypeError, match="y_train must be an integer tensor, got dtype torch.float32"):
+        data.MNIST(x, y.float(), x, y, "test")
+    with pytest.raises(ValueError, match=r"y_test must hold one label per image of x_test \(4\), got 3"):
+        data.MNIST(x, y, x, y[:3], "test")
+    with pytest.raises(ValueError, match="x_val and y_val must be given together, got Tensor and NoneType"):
+        data.MNIST(x, y, x, y, "test", x_val=x)
+    with pytest.raises(TypeError, match="source must be str, got NoneType"):
+        data.MNIST(x, y, x, y, None)
+    mnist = data.MNIST(x, y, x, y, "test", x_val=x, y_val=y)
+    assert mnist.for_final_training().y_val is None  # dataclasses.replace runs the checks again
+
+
+def test_mnist_unavailable_checks_its_text():
+    with pytest.raises(TypeError, match="reason must be str, got NoneType"):
+        data.MNISTUnavailable(None, "short")
+    with pytest.raises(TypeError, match="summary must be str, got int"):
+        data.MNISTUnavailable("reason", 3)
+    assert data.MNISTUnavailable("reason", "short").summary == "short"
+
+
+def test_shift_images_checks_its_arguments():
+    x, g = torch.rand(2, 28, 28), torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="max_shift must be >= 0, got -1"):
+        data.shift_images(x, -1, g)
+    with pytest.raises(TypeError, match="max_shift must be an int, got float"):
+        data.shift_images(x, 1.5, g)
+    with pytest.raises(TypeError, match="generator must be Generator, got NoneType"):
+        data.shift_images(x, 2, None)
+    with pytest.raises(ValueError, match=r"x must not be empty .*got shape \(0, 28, 28\)"):
+        data.shift_images(x[:0], 2, g)

@@ -384,3 +384,60 @@ def test_shared_checks_name_what_they_expected_and_got():
     with pytest.raises(ValueError, match="x must hold finite numbers, got NaN or inf"):
         check_tensor("x", torch.tensor([1.0, float("inf")]), finite=True)
     assert check_bool("verbose", False) is False
+
+
+def test_update_checks_step_and_flags():
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss():
+        return model(torch.ones(3, 2)).pow(2).mean()
+
+    with pytest.raises(ValueError, match="step must be >= 0, got -1"):
+        training.update(model, loss(), optimizer, step=-1)
+    with pytest.raises(TypeError, match="step must be an int, got float"):
+        training.update(model, loss(), optimizer, step=1.5)
+    with pytest.raises(TypeError, match="allow_nonfinite must be True or False, got NoneType"):
+        training.update(model, loss(), optimizer, allow_nonfinite=None)
+    with pytest.raises(TypeError, match="loss must be a floating-point scalar tensor, got dtype torch.int64"):
+        training.update(model, torch.tensor(1), optimizer)
+    with pytest.raises(ValueError, match="loss must be computed from the model's parameters"):
+        training.update(model, loss().detach(), optimizer)
+    assert training.update(model, loss(), optimizer, step=np.int64(0)) >= 0.0
+
+
+def test_a_model_that_cannot_read_the_batches_is_named():
+    loader = [(torch.randn(4, 5, 3), torch.arange(4) % 2)]
+    wrong = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match=r"model must map the batches' inputs \(4, 5, 3\) .* "
+                                         r"targets \(4,\), got a Linear that fails on the first batch"):
+        training.evaluate(wrong, loader)
+    assert wrong.training  # the mode is restored after the failure
+    with pytest.raises(ValueError, match="got a Linear that fails on the first batch"):
+        training.fit(wrong, loader, epochs=1, optimizer=torch.optim.SGD(wrong.parameters(), lr=0.1),
+                     verbose=False)
+    with pytest.raises(TypeError, match="model must be Module, got NoneType"):
+        training.model_device(None)
+
+
+def test_fit_names_an_empty_loader_before_training():
+    model = models.make_classifier("rnn", 3, 4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    loader = [(torch.randn(4, 5, 3), torch.arange(4) % 2)]
+    with pytest.raises(ValueError, match="val_loader yielded no examples: .*got none"):
+        training.fit(model, loader, epochs=1, optimizer=optimizer, val_loader=[], verbose=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
+    with pytest.raises(TypeError, match="verbose must be True or False, got NoneType"):
+        training.fit(model, loader, epochs=1, optimizer=optimizer, verbose=None)
+    with pytest.raises(TypeError, match="verbose must be True or False, got str"):
+        training.train_classifier(model, loader, epochs=1, lr=0.1, verbose="no")
+    with pytest.raises(ValueError, match="train_loader must hold at least one batch, got an empty"):
+        training.train_classifier(model, [], epochs=1, lr=0.1)
+
+
+@pytest.mark.parametrize("device", ["", "gpu"])
+def test_a_device_name_torch_does_not_know_is_refused_clearly(device):
+    loader = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
+    with pytest.raises(ValueError, match=f"device must name a device such as 'cpu' or 'cuda', got '{device}'"):
+        training.evaluate(nn.Linear(3, 2), loader, device=device)

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import math
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -557,3 +558,66 @@ def test_train_forecaster_errors():
         sequence_shapes.train_forecaster(model, torch.zeros(2, 8), steps=1, lr=0.0)
     with pytest.raises(ValueError, match=r"series must have at least 4 time steps"):
         sequence_shapes.train_forecaster(model, torch.zeros(2, 3), steps=1)
+
+
+def test_reversal_pairs_exclude_must_be_a_collection_of_strings():
+    with pytest.raises(TypeError, match="exclude must be a collection of strings .*got str"):
+        data.reversal_pairs(3, 2, 4, exclude="12")
+    with pytest.raises(TypeError, match="exclude must be a collection of strings .*got NoneType"):
+        data.reversal_pairs(3, 2, 4, exclude=None)
+    with pytest.raises(TypeError, match="exclude must hold strings only, got a int"):
+        data.reversal_pairs(3, 2, 4, exclude=[12])
+    assert data.reversal_pairs(3, 2, 4, exclude={"12"}) == data.reversal_pairs(3, 2, 4, exclude=["12"])
+
+
+def test_forecasters_check_state_and_dtype():
+    model = sequence_shapes.RecurrentForecaster(hidden_size=4, horizon=2)
+    x = torch.randn(2, 6, 1)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(layers, batch, hidden\) = \(1, 2, 4\), "
+                                         r"got \(1, 3, 4\)"):
+        model(x, torch.zeros(1, 3, 4))
+    with pytest.raises(TypeError, match="h0 must have the dtype of the RecurrentForecaster's weights"):
+        model(x, torch.zeros(1, 2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x must have the dtype of the RecurrentForecaster's weights"):
+        model(x.double())
+    with pytest.raises(TypeError, match="context must have the dtype"):
+        model.rollout(torch.randn(2, 6, dtype=torch.float64), 3)
+    with pytest.raises(TypeError, match="series must have the dtype"):
+        sequence_shapes.train_forecaster(model, torch.randn(2, 8, dtype=torch.float64), steps=1)
+    with pytest.raises(ValueError, match=r"series must not be empty .*got shape \(0, 8\)"):
+        sequence_shapes.train_forecaster(model, torch.randn(0, 8), steps=1)
+    outputs, state = model(x)
+    assert model(x, state)[0].shape == (2, 6, 2)
+
+
+def test_linear_forecaster_follows_the_series_precision():
+    series = torch.randn(4, 12)
+    model = sequence_shapes.LinearForecaster(3, 2).fit(series)
+    single = model(series)
+    double = model(series.double())
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), single)
+    with pytest.raises(ValueError, match=r"context must have at least 3 time steps, got shape \(4, 2\)"):
+        model.forecast(series[:, :2])
+    with pytest.raises(ValueError, match=r"series must not be empty .*got shape \(0, 12\)"):
+        model.fit(series[:0])
+
+
+def test_per_step_models_name_their_input():
+    model = sequence_shapes.PerStepClassifier(3, 4, 2)
+    lengths = torch.tensor([5, 2])
+    with pytest.raises(TypeError, match="x must have the dtype of the PerStepClassifier's weights"):
+        model(torch.randn(2, 5, 3, dtype=torch.float64), lengths)
+    with pytest.raises(ValueError, match=r"x must not be empty .*got shape \(0, 5, 3\)"):
+        model(torch.randn(0, 5, 3), lengths)
+    with pytest.raises(ValueError, match=r"lengths must hold one length per sequence of x \(1 in all\)"):
+        model(torch.randn(1, 5, 3), lengths)
+    generator = sequence_shapes.VectorToSequence(np.int64(3), 4, 2, 5)   # numpy sizes work
+    with pytest.raises(TypeError, match="v must have the dtype of the VectorToSequence's weights"):
+        generator(torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="outputs must be a floating-point tensor, got dtype torch.int64"):
+        sequence_shapes.last_valid_step(torch.zeros(2, 3, 4, dtype=torch.long), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"values must not be empty"):
+        training.masked_mean(torch.zeros(0, 3), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"lengths must hold one length per sequence of values \(1 in all\)"):
+        training.masked_mean(torch.zeros(1, 2, 3), torch.tensor([1, 2]))
