@@ -7,11 +7,13 @@ argument, what was expected and what was received, so a reader can fix the call.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 from typing import Any, Callable, Iterable
 
 import torch
+from torch import nn
 
 
 def check_type(name: str, value: Any, types: type | tuple[type, ...]) -> None:
@@ -163,3 +165,79 @@ def check_symbols(symbols: Any) -> str:
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"symbols must not repeat a character, got {symbols!r}")
     return symbols
+
+
+def check_layer(name: str, module) -> None:
+    """``module`` is a recurrent layer called like ``nn.RNN(batch_first=True)``: module(x, state).
+
+    A one-off check for the helpers that run a layer (not for a training step): it reads
+    the signature of ``module.forward``.
+    """
+    check_type(name, module, nn.Module)
+    if isinstance(module, nn.RNNBase) and not module.batch_first:
+        raise ValueError(f"{name} must read (batch, time, features): build it with "
+                         f"batch_first=True, got {type(module).__name__} with batch_first=False")
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        raise TypeError(f"{name} must be a recurrent layer called like nn.RNN(batch_first=True), "
+                        f"as {name}(x, state) -> (outputs, state), got {type(module).__name__}, "
+                        "whose forward takes no state")
+
+
+def check_layer_input(name: str, x, module: nn.Module) -> None:
+    """``x`` (batch, time, features), not empty, that ``module`` can read: its input size and dtype."""
+    check_tensor(name, x, dim=3, floating=True, layout="(batch, time, features)")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
+    check_tensor(name, x, nonempty=True, layout="(batch, time, features)")
+    expected = getattr(module, "input_size", None)
+    if isinstance(expected, int) and x.shape[2] != expected:
+        raise ValueError(f"{name} must have {expected} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+    check_dtype(name, x, module)
+
+
+def check_layer_state(name: str, state, x: torch.Tensor, module: nn.Module) -> None:
+    """``state`` is what ``module`` starts ``x`` from: None, a (layers, batch, hidden) tensor,
+    or for an LSTM a tuple (h, c) of two such tensors, in the dtype of the module's weights.
+    """
+    if state is None:
+        return
+    if isinstance(module, nn.LSTM) or isinstance(state, tuple):
+        if not isinstance(state, tuple) or len(state) != 2:
+            what = f"a tuple of {len(state)}" if isinstance(state, tuple) else type(state).__name__
+            raise TypeError(f"{name} must be None or a tuple (h, c) of (layers, batch, hidden) "
+                            f"tensors for {type(module).__name__}, got {what}")
+        parts = {f"{name}[0]": state[0], f"{name}[1]": state[1]}
+    else:
+        parts = {name: state}
+    layers = hidden = None
+    if isinstance(module, nn.RNNBase):
+        layers = module.num_layers * (2 if module.bidirectional else 1)
+    if isinstance(getattr(module, "hidden_size", None), int):
+        hidden = module.hidden_size
+    for i, (part, value) in enumerate(parts.items()):
+        check_tensor(part, value, dim=3, floating=True, layout="(layers, batch, hidden)")
+        size = getattr(module, "proj_size", 0) if i == 0 else 0  # an LSTM's h may be projected
+        expected = (layers or value.shape[0], x.shape[0], size or hidden or value.shape[2])
+        if tuple(value.shape) != expected:
+            raise ValueError(f"{part} must have shape {expected} (layers, batch, hidden) to fit "
+                             f"{type(module).__name__} and x {tuple(x.shape)}, "
+                             f"got {tuple(value.shape)}")
+        check_dtype(part, value, module)
+
+
+def check_val_loader(val_loader) -> None:
+    """None, or batches to score after every epoch: an empty one would score nothing."""
+    if val_loader is None:
+        return
+    if not hasattr(val_loader, "__iter__"):
+        raise TypeError(f"val_loader must be None or iterable over (x, y) batches, "
+                        f"got {type(val_loader).__name__}")
+    if hasattr(val_loader, "__len__") and len(val_loader) == 0:
+        raise ValueError(f"val_loader must hold at least one batch, "
+                         f"got an empty {type(val_loader).__name__}")

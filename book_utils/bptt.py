@@ -38,7 +38,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import data, models, training
-from ._checks import check_int, check_tensor, check_type, checked_by
+from ._checks import (
+    check_bool, check_int, check_layer, check_layer_input, check_layer_state, check_tensor,
+    check_type, check_val_loader, checked_by,
+)
 from .cells import ScratchRNN, torch_parameters
 from .models import SequenceClassifier, make_recurrent
 from .plots import CYCLE, DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
@@ -61,13 +64,28 @@ class BPTTCache:
     probs: torch.Tensor  # (B, C) softmax of the logits
     y: torch.Tensor  # (B,) class indices
 
+    def __post_init__(self) -> None:
+        check_tensor("x", self.x, dim=3, floating=True, layout="(batch, time, features)")
+        check_tensor("h", self.h, dim=3, floating=True, layout="(batch, time + 1, hidden)")
+        check_tensor("probs", self.probs, dim=2, floating=True, layout="(batch, classes)")
+        check_tensor("y", self.y, dim=1, integer=True, layout="(batch,)")
+        B, T, _ = self.x.shape
+        if tuple(self.h.shape[:2]) != (B, T + 1):
+            raise ValueError(f"h must have shape ({B}, {T + 1}, hidden), every state with h0 "
+                             f"first, to match x {tuple(self.x.shape)}, got {tuple(self.h.shape)}")
+        for name, value in (("probs", self.probs), ("y", self.y)):
+            if value.shape[0] != B:
+                raise ValueError(f"{name} must have one row per sequence of x ({B}), "
+                                 f"got shape {tuple(value.shape)}")
+
 
 def _check_parameters(params: dict) -> tuple[int, int, int]:
     """Validate the five weights; return (F, H, C)."""
     check_type("params", params, dict)
     missing = [name for name in PARAMETER_NAMES if name not in params]
     if missing:
-        raise ValueError(f"params must have keys {PARAMETER_NAMES}, missing {missing}")
+        raise ValueError(f"params must have keys {PARAMETER_NAMES}, missing {missing}, "
+                         f"got keys {sorted(map(str, params))}")
     W_xh = check_tensor("params['W_xh']", params["W_xh"], dim=2, floating=True, layout="(F, H)")
     F, H = W_xh.shape
     expected = {"W_hh": (H, H), "b_h": (H,)}
@@ -81,7 +99,19 @@ def _check_parameters(params: dict) -> tuple[int, int, int]:
                 f"params[{name!r}] must have shape {shape} to match W_xh {tuple(W_xh.shape)} "
                 f"and V {tuple(V.shape)}, got {tuple(value.shape)}"
             )
+    for name in PARAMETER_NAMES[1:]:
+        if params[name].dtype != W_xh.dtype:
+            raise TypeError(f"params[{name!r}] must have the dtype of params['W_xh'], "
+                            f"{W_xh.dtype}, got {params[name].dtype}")
     return F, H, C
+
+
+def _check_params_dtype(name: str, value: torch.Tensor, params: dict) -> None:
+    """``value`` must have the dtype of the weights: torch does not mix them in a product."""
+    dtype = params["W_xh"].dtype
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of params, {dtype}, got {value.dtype}: "
+                        f"convert one of them, e.g. {name}.to({dtype})")
 
 
 def _check_forward(
@@ -94,6 +124,8 @@ def _check_forward(
         raise ValueError(
             f"x must have shape (batch, time >= 1, {F}) to match W_xh, got {tuple(x.shape)}"
         )
+    check_tensor("x", x, nonempty=True, layout="(batch, time, features)")
+    _check_params_dtype("x", x, params)
     check_tensor("y", y, dim=1, integer=True, layout="(batch,)")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have {x.shape[0]} labels, one per sequence, got {y.shape[0]}")
@@ -104,6 +136,7 @@ def _check_forward(
         check_tensor("h0", h0, dim=2, floating=True, layout="(batch, hidden)")
         if tuple(h0.shape) != (B, H):
             raise ValueError(f"h0 must have shape {(B, H)}, got {tuple(h0.shape)}")
+        _check_params_dtype("h0", h0, params)
 
 
 @checked_by(_check_forward)
@@ -213,8 +246,8 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _check_relative_error(a: torch.Tensor, b: torch.Tensor) -> None:
-    check_tensor("a", a)
-    check_tensor("b", b)
+    check_tensor("a", a, floating=True)
+    check_tensor("b", b, floating=True)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -242,9 +275,10 @@ def autograd_graph(
     name from ``names`` for a leaf). An edge ``(i, j)`` means node i passes
     gradient to node j; node 0 is ``output.grad_fn``.
     """
-    check_tensor("output", output)
+    check_tensor("output", output, floating=True)
     if output.grad_fn is None:
-        raise ValueError("output has no grad_fn: compute it from tensors with requires_grad=True")
+        raise ValueError("output has no grad_fn: compute it from tensors with requires_grad=True, "
+                         "got a tensor with grad_fn=None")
     if names is not None:
         check_type("names", names, dict)
     by_tensor = {id(t): name for name, t in (names or {}).items()}
@@ -286,6 +320,9 @@ class SavedTensorMeter:
     """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
+        if not hasattr(exclude, "__iter__"):
+            raise TypeError(f"exclude must be an iterable of tensors such as model.parameters(), "
+                            f"got {type(exclude).__name__}")
         exclude = list(exclude)
         for i, t in enumerate(exclude):
             check_tensor(f"exclude[{i}]", t)
@@ -312,9 +349,11 @@ class SavedTensorMeter:
         self._hooks.__exit__(*exc)
 
 
-def _check_stream(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Streams ``x`` (batch, time, features) with one integer target per step in ``y``."""
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+def _check_stream(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Streams ``x`` (batch, time, features) that ``model`` reads as ``model(chunk, state)``,
+    with one integer target per step in ``y``."""
+    check_layer("model", model)
+    check_layer_input("x", x, model)
     check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
     if y.shape != x.shape[:2]:
         raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "
@@ -327,8 +366,7 @@ def stream_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
 
     Steps whose target is :data:`~book_utils.training.IGNORE_INDEX` do not count.
     """
-    check_type("model", model, nn.Module)
-    _check_stream(x, y)
+    _check_stream(model, x, y)
     if not (y != IGNORE_INDEX).any():
         raise ValueError(f"y has no targets: every entry equals IGNORE_INDEX={IGNORE_INDEX}")
     return training.evaluate(model, [(x, y)], state="carry")["accuracy"]
@@ -339,8 +377,7 @@ def _check_train_truncated(
     optimizer: torch.optim.Optimizer, epochs: int = 1,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
 ) -> None:
-    check_type("model", model, nn.Module)
-    _check_stream(x, y)
+    _check_stream(model, x, y)
     check_int("window", window, minimum=1)
     check_type("optimizer", optimizer, torch.optim.Optimizer)
     check_int("epochs", epochs, minimum=1)
@@ -374,8 +411,9 @@ def echo_stream(
     Each of the ``n_streams`` streams holds ``length`` symbols drawn uniformly
     from ``0 .. n_symbols - 1``. The input is their one-hot code; the target at
     step t is the symbol at step ``t - lag``, so a model must remember the last
-    ``lag`` symbols. The first ``lag`` steps have nothing to echo and carry the
-    target :data:`IGNORE_INDEX`. Guessing scores ``1 / n_symbols``.
+    ``lag`` symbols (``lag=0`` asks for the current one: no memory needed). The
+    first ``lag`` steps have nothing to echo and carry the target
+    :data:`IGNORE_INDEX`. Guessing scores ``1 / n_symbols``.
 
     Returns ``x`` of shape (n_streams, length, n_symbols), float32, and ``y`` of
     shape (n_streams, length), int64. ``y[:, -1]`` is a label for classifying the
@@ -408,7 +446,8 @@ class StepClassifier(SequenceClassifier):
     """
 
     def forward(self, x: torch.Tensor, state=None):
-        check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+        check_layer_input("x", x, self.recurrent)
+        check_layer_state("state", state, x, self.recurrent)
         outputs, state = self.recurrent(x, state)
         return self.head(outputs), state
 
@@ -428,6 +467,26 @@ def make_step_classifier(
 MNIST_RECIPE = {"hidden_size": 150, "epochs": 30, "lr": 2e-3, "batch_size": 32, "max_shift": 1}
 
 
+def _check_train_mnist_rnn(
+    digits: data.MNIST,
+    *,
+    hidden_size: int = MNIST_RECIPE["hidden_size"],
+    epochs: int = MNIST_RECIPE["epochs"],
+    lr: float = MNIST_RECIPE["lr"],
+    batch_size: int = MNIST_RECIPE["batch_size"],
+    max_shift: int = MNIST_RECIPE["max_shift"],
+    val_loader: Iterable | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    verbose: bool = False,
+) -> None:
+    check_type("digits", digits, data.MNIST)
+    check_int("seed", seed, minimum=0)
+    check_val_loader(val_loader)
+    check_bool("verbose", verbose)
+
+
+@checked_by(_check_train_mnist_rnn)
 def train_mnist_rnn(
     digits: data.MNIST,
     *,
@@ -446,11 +505,10 @@ def train_mnist_rnn(
     Returns ``(model, history)``; ``history`` comes from :func:`training.fit` and
     holds the per-epoch validation scores when ``val_loader`` is given.
     """
-    check_type("digits", digits, data.MNIST)
-    seed = check_int("seed", seed, minimum=0)
-    torch.manual_seed(seed)
-    model = models.make_classifier("rnn", hidden_size=hidden_size)
-    nn.init.orthogonal_(model.recurrent.weight_hh_l0)  # singular values 1: no early vanishing
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
+        torch.manual_seed(seed)
+        model = models.make_classifier("rnn", hidden_size=hidden_size)
+        nn.init.orthogonal_(model.recurrent.weight_hh_l0)  # singular values 1: no early vanishing
     loader = data.mnist_loader(digits, "train", batch_size=batch_size, seed=seed)
     shifted = data.RandomShifts(loader, max_shift, seed=seed)
     history = training.train_classifier(model, shifted, epochs=epochs, lr=lr, schedule="onecycle",

@@ -20,7 +20,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import training
-from ._checks import check_choice, check_float, check_int, check_tensor, check_type, checked_by
+from ._checks import (
+    check_bool, check_choice, check_float, check_int, check_tensor, check_type, check_val_loader,
+    checked_by,
+)
 from .cells import CellLayer, chrono_time_scales, gate_rows, one_layer_state, torch_parameters, unroll
 from .data import MNIST, RandomShifts, adding_problem, make_loader, mnist_loader
 from .models import SequenceRegressor, make_classifier
@@ -109,16 +112,30 @@ def gru_step(
     return (1 - gate["z"]) * gate["n"] + gate["z"] * h_prev, gate
 
 
-def _check_step_input(cell: nn.Module, x_t: torch.Tensor) -> None:
+def _check_cell_dtype(name: str, value: torch.Tensor, cell: _GatedCell) -> None:
+    """``value`` must have the dtype of the cell's weights: torch does not mix them in a product."""
+    if value.dtype != cell.W_x.dtype:
+        raise TypeError(f"{name} must have the dtype of the {type(cell).__name__}'s weights, "
+                        f"{cell.W_x.dtype}, got {value.dtype}: convert one of them, "
+                        f"e.g. {name}.to({cell.W_x.dtype}) or cell.to({value.dtype})")
+
+
+def _check_step_input(cell: _GatedCell, x_t: torch.Tensor, return_gates: bool) -> None:
     check_tensor("x_t", x_t, dim=2, floating=True, layout="(batch, input_size)")
     if x_t.shape[1] != cell.input_size:
         raise ValueError(f"x_t must have {cell.input_size} features, got shape {tuple(x_t.shape)}")
+    if x_t.shape[0] == 0:
+        raise ValueError(f"x_t must hold at least one example, got shape {tuple(x_t.shape)}")
+    _check_cell_dtype("x_t", x_t, cell)
+    check_bool("return_gates", return_gates)
 
 
-def _check_state(name: str, value: torch.Tensor, batch: int, hidden: int) -> None:
+def _check_state(name: str, value: torch.Tensor, cell: _GatedCell, batch: int) -> None:
     check_tensor(name, value, dim=2, floating=True, layout="(batch, hidden_size)")
-    if value.shape != (batch, hidden):
-        raise ValueError(f"{name} must have shape {(batch, hidden)}, got {tuple(value.shape)}")
+    if value.shape != (batch, cell.hidden_size):
+        raise ValueError(f"{name} must have shape {(batch, cell.hidden_size)}, "
+                         f"got {tuple(value.shape)}")
+    _check_cell_dtype(name, value, cell)
 
 
 class _GatedCell(nn.Module):
@@ -191,15 +208,15 @@ class LSTMCell(_GatedCell):
         *,
         return_gates: bool = False,
     ):
-        _check_step_input(self, x_t)
+        _check_step_input(self, x_t, return_gates)
         if state is None:
             h_prev = c_prev = x_t.new_zeros(x_t.shape[0], self.hidden_size)
         else:
             if not isinstance(state, tuple) or len(state) != 2:
                 raise TypeError(f"state must be a tuple (h, c) or None, got {type(state).__name__}")
             h_prev, c_prev = state
-            _check_state("h", h_prev, x_t.shape[0], self.hidden_size)
-            _check_state("c", c_prev, x_t.shape[0], self.hidden_size)
+            _check_state("h", h_prev, self, x_t.shape[0])
+            _check_state("c", c_prev, self, x_t.shape[0])
         h_t, c_t, gate = lstm_step(x_t, h_prev, c_prev, self.W_x, self.W_h, self.b)
         return ((h_t, c_t), gate) if return_gates else (h_t, c_t)
 
@@ -248,11 +265,11 @@ class GRUCell(_GatedCell):
     def forward(
         self, x_t: torch.Tensor, h_prev: torch.Tensor | None = None, *, return_gates: bool = False
     ):
-        _check_step_input(self, x_t)
+        _check_step_input(self, x_t, return_gates)
         if h_prev is None:
             h_prev = x_t.new_zeros(x_t.shape[0], self.hidden_size)
         else:
-            _check_state("h_prev", h_prev, x_t.shape[0], self.hidden_size)
+            _check_state("h_prev", h_prev, self, x_t.shape[0])
         h_t, gate = gru_step(x_t, h_prev, self.W_x, self.W_h, self.b_x, self.b_h)
         return (h_t, gate) if return_gates else h_t
 
@@ -414,6 +431,11 @@ def record_gates(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    check_tensor("x", x, nonempty=True, layout="(batch, time, features)")
+    if x.shape[2] != cell.input_size:
+        raise ValueError(f"x must have {cell.input_size} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+    _check_cell_dtype("x", x, cell)
     steps: dict[str, list[torch.Tensor]] = {}
     state = None
     for x_t in x.unbind(dim=1):
@@ -440,27 +462,48 @@ def make_adding_model(
     steps = check_int("steps", steps, minimum=3)
     if keep_bias is not None:
         keep_bias = check_float("keep_bias", keep_bias)
-    torch.manual_seed(check_int("seed", seed, minimum=0))
-    layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size, batch_first=True)
-    if kind != "rnn" and keep_bias is None:
-        long_memory_init(layer, steps, seed=seed)
-    elif kind != "rnn":
-        set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
-    model = SequenceRegressor(layer, hidden_size)
+    seed = check_int("seed", seed, minimum=0)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
+        torch.manual_seed(seed)
+        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size,
+                                                                      batch_first=True)
+        if kind != "rnn" and keep_bias is None:
+            long_memory_init(layer, steps, seed=seed)
+        elif kind != "rnn":
+            set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
+        model = SequenceRegressor(layer, hidden_size)
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.fill_(1.0)
     return model
 
 
+def _check_device(device) -> None:
+    """None (the fastest device here), or a device that exists on this machine."""
+    if device is None:
+        return
+    check_type("device", device, (str, torch.device))
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be one that exists here, got {device}: "
+                         "no CUDA device is available")
+
+
 def _check_run_adding_problem(
     kind: str, steps: int, *, train_steps: int = 300, batch_size: int = 64, lr: float = 1e-2,
-    n_test: int = 1000, **_,
+    clip_norm: float | None = 1.0, n_test: int = 1000,
+    device: str | torch.device | None = None, **_,
 ) -> None:
     check_int("train_steps", train_steps, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    if clip_norm is not None:  # None: no clipping
+        check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     check_int("n_test", n_test, minimum=1)
+    _check_device(device)
 
 
 @checked_by(_check_run_adding_problem)
@@ -472,7 +515,7 @@ def run_adding_problem(
     train_steps: int = 300,
     batch_size: int = 64,
     lr: float = 1e-2,
-    clip_norm: float = 1.0,
+    clip_norm: float | None = 1.0,
     seed: int = 0,
     n_test: int = 1000,
     keep_bias: float | None = None,
@@ -481,7 +524,8 @@ def run_adding_problem(
     """Train one adding-problem model on fresh data and measure its held-out MSE.
 
     Every model sees ``train_steps`` minibatches of ``batch_size`` new sequences
-    (no example twice) and is trained with Adam and gradient clipping. Returns
+    (no example twice) and is trained with Adam, its gradients clipped to norm
+    ``clip_norm`` (``None``: not clipped). Returns
     ``{"model", "mse", "seconds", "history"}`` where ``mse`` is on ``n_test``
     separate sequences and ``history`` is the :func:`training.fit` history.
     ``keep_bias`` is passed to :func:`make_adding_model`.
@@ -507,6 +551,28 @@ def run_adding_problem(
 MNIST_RECIPE = {"hidden_size": 128, "epochs": 20, "lr": 6e-3, "batch_size": 64, "max_shift": 2}
 
 
+def _check_train_mnist_classifier(
+    kind: str,
+    digits: MNIST,
+    *,
+    hidden_size: int = MNIST_RECIPE["hidden_size"],
+    epochs: int = MNIST_RECIPE["epochs"],
+    lr: float = MNIST_RECIPE["lr"],
+    batch_size: int = MNIST_RECIPE["batch_size"],
+    max_shift: int = MNIST_RECIPE["max_shift"],
+    val_loader=None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    verbose: bool = False,
+) -> None:
+    check_choice("kind", kind, ADDING_KINDS)
+    check_type("digits", digits, MNIST)
+    check_int("seed", seed, minimum=0)
+    check_val_loader(val_loader)
+    check_bool("verbose", verbose)
+
+
+@checked_by(_check_train_mnist_classifier)
 def train_mnist_classifier(
     kind: str,
     digits: MNIST,
@@ -527,12 +593,11 @@ def train_mnist_classifier(
     an orthogonal W_hh (Chapter 4), without which it trains worse. Returns
     ``(model, history)`` from :func:`training.train_classifier`.
     """
-    check_choice("kind", kind, ADDING_KINDS)
-    check_type("digits", digits, MNIST)
-    torch.manual_seed(check_int("seed", seed, minimum=0))
-    model = make_classifier(kind, hidden_size=hidden_size)
-    if kind == "rnn":
-        nn.init.orthogonal_(model.recurrent.weight_hh_l0)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
+        torch.manual_seed(seed)
+        model = make_classifier(kind, hidden_size=hidden_size)
+        if kind == "rnn":
+            nn.init.orthogonal_(model.recurrent.weight_hh_l0)
     loader = RandomShifts(mnist_loader(digits, "train", batch_size=batch_size, seed=seed),
                           max_shift, seed=seed)
     history = training.train_classifier(model, loader, epochs=epochs, lr=lr, val_loader=val_loader,

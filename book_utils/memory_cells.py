@@ -24,11 +24,22 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ._checks import check_float, check_int, check_tensor, check_type, checked_by
+from ._checks import (
+    check_dtype, check_float, check_int, check_layer, check_layer_input, check_layer_state,
+    check_tensor, check_type, checked_by,
+)
 from .cells import torch_parameters
 from .models import make_recurrent
 from .plots import CYCLE, DIAGRAM, diagram_axes, draw_arrow, draw_box
 from .training import model_device
+
+
+def _check_python_int(name: str, value, *, minimum: int | None = None) -> None:
+    """An int as ``check_int`` wants it, and a Python int: torch refuses NumPy's for a seed or a size."""
+    check_int(name, value, minimum=minimum)
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be a Python int, got {type(value).__module__}."
+                        f"{type(value).__name__}: pass int({name})")
 
 
 def _check_make_recall_task(
@@ -38,7 +49,7 @@ def _check_make_recall_task(
     check_int("seq_len", seq_len, minimum=1)
     check_int("lag", lag, minimum=0)
     check_int("n_symbols", n_symbols, minimum=2)
-    check_int("seed", seed, minimum=0)
+    _check_python_int("seed", seed, minimum=0)
     if lag >= seq_len:
         raise ValueError(f"lag must be smaller than seq_len={seq_len}, got lag={lag}")
 
@@ -71,7 +82,12 @@ def _check_LastStepClassifier_init(self, input_size: int, hidden_size: int, n_cl
 
 
 def _check_LastStepClassifier_forward(self, x: torch.Tensor) -> None:
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_tensor("x", x, dim=3, floating=True, nonempty=True, layout="(batch, time, features)")
+    in_features = self.net[0].in_features
+    if x.shape[2] != in_features:
+        raise ValueError(f"x must have {in_features} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+    check_dtype("x", x, self)
 
 
 class LastStepClassifier(nn.Module):
@@ -101,7 +117,8 @@ def _check_ReadoutRNN_init(self, input_size: int, hidden_size: int, output_size:
 def _check_ReadoutRNN_forward(
     self, x: torch.Tensor, h0: torch.Tensor | None = None
 ) -> None:
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_layer_input("x", x, self.rnn)
+    check_layer_state("h0", h0, x, self.rnn)
 
 
 class ReadoutRNN(nn.Module):
@@ -132,8 +149,8 @@ class ReadoutRNN(nn.Module):
 def _check_perturbation_effect(
     recurrent: nn.Module, x: torch.Tensor, delta: torch.Tensor, step: int = 0
 ) -> None:
-    check_type("recurrent", recurrent, nn.Module)
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_layer("recurrent", recurrent)
+    check_layer_input("x", x, recurrent)
     check_tensor("delta", delta, dim=(1, 2), floating=True, layout="(features,) or (batch, features)")
     batch, time, features = x.shape
     if delta.shape not in ((features,), (batch, features)):
@@ -179,6 +196,14 @@ class StateTrace:
     states: torch.Tensor
     probabilities: torch.Tensor
 
+    def __post_init__(self) -> None:
+        check_tensor("states", self.states, dim=3, floating=True, layout="(batch, time, hidden)")
+        check_tensor("probabilities", self.probabilities, dim=3, floating=True,
+                     layout="(batch, time, classes)")
+        if self.probabilities.shape[:2] != self.states.shape[:2]:
+            raise ValueError(f"probabilities must have the (batch, time) of states "
+                             f"{tuple(self.states.shape[:2])}, got {tuple(self.probabilities.shape)}")
+
 
 def _check_record_states(model: nn.Module, x: torch.Tensor) -> None:
     check_type("model", model, nn.Module)
@@ -188,7 +213,7 @@ def _check_record_states(model: nn.Module, x: torch.Tensor) -> None:
                 f"model must have a '{part}' module like SequenceClassifier, "
                 f"got {type(model).__name__} without one"
             )
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
+    check_layer_input("x", x, model.recurrent)
 
 
 @torch.no_grad()
@@ -222,19 +247,40 @@ class PCA:
     components: torch.Tensor
     explained_variance_ratio: torch.Tensor
 
+    def __post_init__(self) -> None:
+        check_tensor("mean", self.mean, dim=1, floating=True, nonempty=True, layout="(features,)")
+        check_tensor("components", self.components, dim=2, floating=True, nonempty=True,
+                     layout="(k, features)")
+        check_tensor("explained_variance_ratio", self.explained_variance_ratio, dim=1,
+                     floating=True, nonempty=True, layout="(k,)")
+        k, features = self.components.shape
+        if features != self.mean.shape[0]:
+            raise ValueError(f"components must have shape (k, {self.mean.shape[0]}) to match "
+                             f"mean, got {tuple(self.components.shape)}")
+        if self.explained_variance_ratio.shape[0] != k:
+            raise ValueError(f"explained_variance_ratio must have shape ({k},), one share per "
+                             f"component, got {tuple(self.explained_variance_ratio.shape)}")
+        if self.mean.dtype != self.components.dtype:
+            raise TypeError(f"components must have the dtype of mean, {self.mean.dtype}, "
+                            f"got {self.components.dtype}")
+
     def transform(self, points: torch.Tensor) -> torch.Tensor:
         """Coordinates of ``points`` (..., features) along the components: (..., k)."""
         check_tensor("points", points, floating=True)
-        if points.shape[-1] != self.mean.shape[0]:
+        if points.dim() == 0 or points.shape[-1] != self.mean.shape[0]:
             raise ValueError(
                 f"points must have {self.mean.shape[0]} features in the last dimension, "
                 f"got shape {tuple(points.shape)}"
             )
+        if points.dtype != self.mean.dtype:
+            raise TypeError(f"points must have the dtype of the fitted PCA, {self.mean.dtype}, "
+                            f"got {points.dtype}: convert one of them, e.g. "
+                            f"points.to({self.mean.dtype})")
         return (points - self.mean) @ self.components.T
 
 
 def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
-    check_tensor("points", points, dim=2, floating=True, layout="(n, features)")
+    check_tensor("points", points, dim=2, floating=True, nonempty=True, layout="(n, features)")
     n, features = points.shape
     check_int("n_components", n_components, minimum=1)
     if n_components > min(n, features):
@@ -303,12 +349,11 @@ def _check_run_in_chunks(
     *,
     detach: bool = False,
 ) -> None:
-    check_type("recurrent", recurrent, nn.Module)
-    check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-    check_int("chunk_len", chunk_len, minimum=1)
+    check_layer("recurrent", recurrent)
+    check_layer_input("x", x, recurrent)
+    _check_python_int("chunk_len", chunk_len, minimum=1)
+    check_layer_state("state", state, x, recurrent)
     check_type("detach", detach, bool)
-    if x.shape[1] == 0:
-        raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
 
 
 @checked_by(_check_run_in_chunks)
@@ -348,8 +393,10 @@ def _check_linear_probe_accuracy(
     *,
     ridge: float = 1e-3,
 ) -> None:
-    check_tensor("train_states", train_states, dim=3, floating=True, layout="(n, time, hidden)")
-    check_tensor("test_states", test_states, dim=3, floating=True, layout="(n, time, hidden)")
+    check_tensor("train_states", train_states, dim=3, floating=True, nonempty=True,
+                 layout="(n, time, hidden)")
+    check_tensor("test_states", test_states, dim=3, floating=True, nonempty=True,
+                 layout="(n, time, hidden)")
     check_tensor("train_labels", train_labels, dim=1, integer=True, layout="(n,)")
     check_tensor("test_labels", test_labels, dim=1, integer=True, layout="(n,)")
     check_float("ridge", ridge, minimum=0.0, strict_minimum=True)

@@ -433,9 +433,11 @@ def make_optimizer(
     opt = make(model.parameters(), lr=lr)
     if schedule == "cosine":
         return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    # cycle_momentum=False: otherwise OneCycleLR switches on RMSProp's momentum.
+    # cycle_momentum=False: otherwise OneCycleLR switches on RMSProp's momentum. torch divides
+    # by zero when the warm-up is exactly one step (a quarter of 4 steps): warm up a little longer.
+    warm_up = 0.25 if total_steps != 4 else 0.3
     return opt, torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=total_steps, pct_start=0.25, cycle_momentum=False)
+        opt, max_lr=lr, total_steps=total_steps, pct_start=warm_up, cycle_momentum=False)
 
 
 def train_classifier(

@@ -368,3 +368,90 @@ def test_train_mnist_rnn_uses_the_recipe_and_an_orthogonal_w_hh():
         bptt.train_mnist_rnn(torch.zeros(3))
     with pytest.raises(ValueError, match="seed"):
         bptt.train_mnist_rnn(_tiny_mnist(), seed=-1)
+
+
+# ---------------------------------------------------------------- bad inputs, random state
+
+
+def test_bptt_cache_checks_its_fields():
+    x, y = batch()
+    _, cache = bptt.forward(x, y, bptt.classifier_parameters(float64_classifier()))
+    fields = dict(x=cache.x, h=cache.h, probs=cache.probs, y=cache.y)
+    assert bptt.BPTTCache(**fields).h.shape == (6, 10, 7)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got NoneType"):
+        bptt.BPTTCache(**{**fields, "x": None})
+    with pytest.raises(TypeError, match="probs must be a floating-point tensor, got dtype torch.int64"):
+        bptt.BPTTCache(**{**fields, "probs": cache.probs.long()})
+    with pytest.raises(TypeError, match="y must be an integer tensor, got dtype torch.float32"):
+        bptt.BPTTCache(**{**fields, "y": cache.y.float()})
+    with pytest.raises(ValueError, match=r"h must have shape \(6, 10, hidden\).*got \(6, 9, 7\)"):
+        bptt.BPTTCache(**{**fields, "h": cache.h[:, 1:]})
+    with pytest.raises(ValueError, match=r"y must have one row per sequence of x \(6\), got shape \(5,\)"):
+        bptt.BPTTCache(**{**fields, "y": cache.y[:5]})
+
+
+def test_forward_refuses_a_dtype_other_than_the_weights():
+    params = bptt.classifier_parameters(float64_classifier())
+    x, y = batch()
+    with pytest.raises(TypeError, match="x must have the dtype of params, torch.float64, got torch.float32"):
+        bptt.forward(x.float(), y, params)
+    with pytest.raises(TypeError, match="h0 must have the dtype of params, torch.float64, got torch.float32"):
+        bptt.forward(x, y, params, h0=torch.zeros(6, 7))
+    with pytest.raises(TypeError, match=r"params\['V'\] must have the dtype of params\['W_xh'\]"):
+        bptt.forward(x, y, {**params, "V": params["V"].float()})
+    with pytest.raises(ValueError, match=r"x must not be empty .* got shape \(0, 9, 5\)"):
+        bptt.forward(x[:0], y[:0], params)
+
+
+def test_step_classifier_checks_the_state_it_is_given():
+    model = bptt.make_step_classifier("gru", input_size=2, hidden_size=5, n_classes=3)
+    x = torch.randn(2, 8, 2)
+    with pytest.raises(TypeError, match="state must be a torch.Tensor, got list"):
+        model(x, [[0.0]])
+    with pytest.raises(ValueError, match=r"state must have shape \(layers, batch, hidden\), got \(2, 5\)"):
+        model(x, torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"state must have shape \(1, 2, 5\) .* got \(1, 3, 5\)"):
+        model(x, torch.zeros(1, 3, 5))
+    with pytest.raises(TypeError, match="state must have the dtype of the GRU's weights"):
+        model(x, torch.zeros(1, 2, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x must have the dtype of the GRU's weights"):
+        model(x.double())
+    lstm = bptt.make_step_classifier("lstm", input_size=2, hidden_size=5, n_classes=3)
+    _, state = lstm(x)
+    assert lstm(x, state)[0].shape == (2, 8, 3)
+    with pytest.raises(TypeError, match=r"state must be None or a tuple \(h, c\)"):
+        lstm(x, state[0])
+
+
+def test_echo_stream_with_lag_zero_echoes_the_current_symbol():
+    x, y = bptt.echo_stream(3, 7, lag=0, seed=2)
+    assert torch.equal(x.argmax(dim=2), y)
+
+
+def test_stream_helpers_and_meter_refuse_what_they_cannot_read():
+    x, y = bptt.echo_stream(2, 10, lag=1)
+    with pytest.raises(TypeError, match="model must be a recurrent layer called like nn.RNN"):
+        bptt.stream_accuracy(nn.Linear(2, 2), x, y)
+    with pytest.raises(TypeError, match="exclude must be an iterable of tensors .* got NoneType"):
+        bptt.SavedTensorMeter(exclude=None)
+    with pytest.raises(TypeError, match="a must be a floating-point tensor, got dtype torch.int64"):
+        bptt.relative_error(torch.ones(2, dtype=torch.long), torch.ones(2))
+
+
+def test_train_mnist_rnn_leaves_the_global_random_state_alone():
+    from book_utils import data
+
+    g = torch.Generator().manual_seed(0)
+    digits = data.MNIST(x_train=torch.rand(32, 28, 28, generator=g), y_train=torch.arange(32) % 10,
+                        x_test=torch.rand(8, 28, 28, generator=g), y_test=torch.arange(8) % 10,
+                        source="embedded")
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    first, _ = bptt.train_mnist_rnn(digits, hidden_size=4, epochs=1, batch_size=4, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(12)
+    second, _ = bptt.train_mnist_rnn(digits, hidden_size=4, epochs=1, batch_size=4, device="cpu")
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(TypeError, match="verbose must be True or False, got str"):
+        bptt.train_mnist_rnn(digits, verbose="yes")

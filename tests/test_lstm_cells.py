@@ -224,3 +224,25 @@ def test_gru_cell_return_gates_and_errors():
         cell.copy_from(nn.GRU(F, H, bidirectional=True))
     with pytest.raises(ValueError, match=r"h0 must have shape \(1, batch, hidden\), got \(3, 6\)"):
         lstm_gates.ScratchGRU(F, H)(torch.randn(B, T, F), torch.zeros(B, H))
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+@pytest.mark.parametrize("cell_type", [lstm_gates.LSTMCell, lstm_gates.GRUCell])
+def test_cells_refuse_a_dtype_an_empty_batch_and_a_non_bool_return_gates(cell_type):
+    cell = cell_type(F, H)
+    with pytest.raises(TypeError, match=f"x_t must have the dtype of the {cell_type.__name__}'s "
+                                        "weights, torch.float32, got torch.float64"):
+        cell(torch.randn(B, F, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x_t must hold at least one example, got shape \(0, 4\)"):
+        cell(torch.randn(0, F))
+    with pytest.raises(TypeError, match="return_gates must be True or False, got int"):
+        cell(torch.randn(B, F), return_gates=1)
+    state = torch.zeros(B, H, dtype=torch.float64)
+    state = (state, state) if cell_type is lstm_gates.LSTMCell else state
+    with pytest.raises(TypeError, match="must have the dtype of .* got torch.float64"):
+        cell(torch.randn(B, F), state)
+    double = cell_type(F, H).double()  # a float64 cell reads float64 inputs
+    _, gates = double(torch.randn(B, F, dtype=torch.float64), return_gates=True)
+    assert all(g.dtype == torch.float64 for g in gates.values())

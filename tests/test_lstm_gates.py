@@ -215,3 +215,64 @@ def test_train_mnist_classifier_rejects_bad_arguments():
         lstm_gates.train_mnist_classifier("lstm", torch.zeros(3))
     with pytest.raises(ValueError, match="seed"):
         lstm_gates.train_mnist_classifier("lstm", _tiny_mnist(), seed=-1)
+
+
+# ------------------------------------------------------------ random state and bad arguments
+
+
+def test_make_adding_model_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = lstm_gates.make_adding_model("lstm", 8, 20, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    second = lstm_gates.make_adding_model("lstm", 8, 20, seed=3)
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+    # The weights are those of torch.manual_seed(seed) followed by the layer's construction.
+    torch.manual_seed(3)
+    reference = nn.LSTM(2, 8, batch_first=True)
+    assert torch.equal(first.recurrent.weight_hh_l0, reference.weight_hh_l0)
+    other = lstm_gates.make_adding_model("lstm", 8, 20, seed=4)
+    assert not torch.equal(first.recurrent.weight_hh_l0, other.recurrent.weight_hh_l0)
+
+
+def test_train_mnist_classifier_leaves_the_global_random_state_alone():
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    first, _ = lstm_gates.train_mnist_classifier("gru", _tiny_mnist(), hidden_size=4, epochs=1,
+                                                 batch_size=16, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(6)  # another caller state: the same seeded run
+    second, _ = lstm_gates.train_mnist_classifier("gru", _tiny_mnist(), hidden_size=4, epochs=1,
+                                                  batch_size=16, device="cpu")
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_run_adding_problem_without_clipping():
+    arguments = dict(kind="gru", steps=6, hidden_size=4, train_steps=4, batch_size=8, n_test=8,
+                     device="cpu")
+    unclipped = lstm_gates.run_adding_problem(**arguments, clip_norm=None)
+    never_reached = lstm_gates.run_adding_problem(**arguments, clip_norm=1e9)
+    tight = lstm_gates.run_adding_problem(**arguments, clip_norm=1e-3)
+    assert unclipped["history"]["step_loss"] == never_reached["history"]["step_loss"]
+    assert unclipped["history"]["step_loss"] != tight["history"]["step_loss"]
+    with pytest.raises(ValueError, match="clip_norm must be > 0.0, got -1.0"):
+        lstm_gates.run_adding_problem(**{**arguments, "clip_norm": -1.0})
+    with pytest.raises(TypeError, match="device must be str or device, got int"):
+        lstm_gates.run_adding_problem(**{**arguments, "device": 3})
+    with pytest.raises(ValueError, match="device must name a device .* got 'gpu0'"):
+        lstm_gates.run_adding_problem(**{**arguments, "device": "gpu0"})
+
+
+def test_train_mnist_classifier_checks_verbose_and_val_loader():
+    with pytest.raises(TypeError, match="verbose must be True or False, got NoneType"):
+        lstm_gates.train_mnist_classifier("lstm", _tiny_mnist(), verbose=None)
+    with pytest.raises(ValueError, match="val_loader must hold at least one batch, got an empty list"):
+        lstm_gates.train_mnist_classifier("lstm", _tiny_mnist(), val_loader=[])
+
+
+def test_record_gates_refuses_a_dtype_the_layer_does_not_have():
+    with pytest.raises(TypeError, match="x must have the dtype of the LSTMCell's weights, "
+                                        "torch.float32, got torch.float64"):
+        lstm_gates.record_gates(nn.LSTM(F, H, batch_first=True), torch.randn(2, 4, F).double())

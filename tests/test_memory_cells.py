@@ -454,3 +454,72 @@ def test_pca_refuses_identical_and_non_finite_points():
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="points must be finite, got 1 NaN or infinite values"):
         memory_cells.pca(bad)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_pca_and_state_trace_check_their_fields():
+    fitted = memory_cells.pca(torch.randn(10, 3))
+    assert memory_cells.PCA(fitted.mean, fitted.components, fitted.explained_variance_ratio)
+    with pytest.raises(TypeError, match="mean must be a torch.Tensor, got NoneType"):
+        memory_cells.PCA(None, fitted.components, fitted.explained_variance_ratio)
+    with pytest.raises(TypeError, match="components must be a floating-point tensor, got dtype torch.int64"):
+        memory_cells.PCA(fitted.mean, fitted.components.long(), fitted.explained_variance_ratio)
+    with pytest.raises(ValueError, match=r"explained_variance_ratio must have shape \(2,\).*got \(1,\)"):
+        memory_cells.PCA(fitted.mean, fitted.components, fitted.explained_variance_ratio[:1])
+    with pytest.raises(ValueError, match=r"components must have shape \(k, 3\) to match mean, got \(2, 2\)"):
+        memory_cells.PCA(fitted.mean, fitted.components[:, :2], fitted.explained_variance_ratio)
+    with pytest.raises(TypeError, match="points must have the dtype of the fitted PCA, torch.float32, "
+                                        "got torch.float64"):
+        fitted.transform(torch.randn(4, 3, dtype=torch.float64))
+    states, probabilities = torch.randn(2, 5, 4), torch.rand(2, 5, 3)
+    assert memory_cells.StateTrace(states, probabilities).states is states
+    with pytest.raises(TypeError, match="states must be a floating-point tensor, got dtype torch.int64"):
+        memory_cells.StateTrace(states.long(), probabilities)
+    with pytest.raises(ValueError, match=r"probabilities must have the \(batch, time\) of states"):
+        memory_cells.StateTrace(states, probabilities[:, :4])
+
+
+def test_run_in_chunks_and_readout_rnn_check_the_state():
+    layer = nn.GRU(3, 4, batch_first=True)
+    x = torch.randn(2, 6, 3)
+    with pytest.raises(TypeError, match="state must be a torch.Tensor, got list"):
+        memory_cells.run_in_chunks(layer, x, 2, [0.0])
+    with pytest.raises(ValueError, match=r"state must have shape \(1, 2, 4\) .* got \(1, 3, 4\)"):
+        memory_cells.run_in_chunks(layer, x, 2, torch.zeros(1, 3, 4))
+    with pytest.raises(TypeError, match="state must have the dtype of the GRU's weights"):
+        memory_cells.run_in_chunks(layer, x, 2, torch.zeros(1, 2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="recurrent must be a recurrent layer called like nn.RNN"):
+        memory_cells.run_in_chunks(nn.Linear(3, 3), x, 2)
+    with pytest.raises(ValueError, match="recurrent must read .* batch_first=True"):
+        memory_cells.run_in_chunks(nn.GRU(3, 4), x, 2)
+    with pytest.raises(TypeError, match="chunk_len must be a Python int, got numpy.int64"):
+        memory_cells.run_in_chunks(layer, x, np.int64(2))
+    lstm = nn.LSTM(3, 4, batch_first=True)
+    _, state = lstm(x)
+    torch.testing.assert_close(memory_cells.run_in_chunks(lstm, x, 4, state)[0], lstm(x, state)[0])
+    with pytest.raises(TypeError, match=r"state must be None or a tuple \(h, c\)"):
+        memory_cells.run_in_chunks(lstm, x, 2, state[0])
+    model = memory_cells.ReadoutRNN(3, 4, 2)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(1, 2, 4\) .* got \(2, 2, 4\)"):
+        model(x, torch.zeros(2, 2, 4))
+    with pytest.raises(ValueError, match=r"x must not be empty .* got shape \(0, 6, 3\)"):
+        model(x[:0])
+
+
+def test_perturbation_effect_and_record_states_refuse_what_the_layer_cannot_read():
+    with pytest.raises(TypeError, match="recurrent must be a recurrent layer called like nn.RNN"):
+        memory_cells.perturbation_effect(nn.Linear(3, 3), torch.randn(2, 5, 3), torch.ones(3))
+    with pytest.raises(TypeError, match="x must have the dtype of the RNN's weights"):
+        memory_cells.perturbation_effect(nn.RNN(3, 4, batch_first=True),
+                                         torch.randn(2, 5, 3).double(), torch.ones(3))
+    with pytest.raises(TypeError, match="x must have the dtype of the RNN's weights"):
+        memory_cells.record_states(models.make_classifier("rnn", 3, 4, 2), torch.randn(2, 5, 3).double())
+
+
+def test_recall_task_lag_zero_asks_for_the_last_symbol_and_seed_must_be_a_python_int():
+    x, y = memory_cells.make_recall_task(20, 6, 0, seed=1)
+    assert torch.equal(x[:, -1].argmax(dim=1), y)
+    with pytest.raises(TypeError, match="seed must be a Python int, got numpy.int64"):
+        memory_cells.make_recall_task(20, 6, 2, seed=np.int64(1))

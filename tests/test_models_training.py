@@ -441,3 +441,16 @@ def test_a_device_name_torch_does_not_know_is_refused_clearly(device):
     loader = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
     with pytest.raises(ValueError, match=f"device must name a device such as 'cpu' or 'cuda', got '{device}'"):
         training.evaluate(nn.Linear(3, 2), loader, device=device)
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 8])
+def test_the_one_cycle_schedule_works_for_any_number_of_steps(total_steps):
+    model = nn.Linear(2, 2)
+    opt, scheduler = training.make_optimizer(model, lr=0.1, total_steps=total_steps,
+                                             schedule="onecycle")
+    rates = []
+    for _ in range(total_steps):
+        opt.step()
+        scheduler.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert all(math.isfinite(r) and 0 <= r <= 0.1 for r in rates)
