@@ -12,10 +12,11 @@ hook (see the ``book_utils.data`` docstring):
     export RNN_BOOK_MNIST_CHECKSUMS=/tmp/fake-mnist/fake-checksums.json
 
 The images are not MNIST: each one is a digit of the embedded 5,000-digit
-sample moved by up to two pixels in each direction. So the files have the real
-sizes and the chapters can still learn from them (training digits come from
-4,000 of the sample's digits, test digits from the other 1,000), which keeps
-time and memory on this road close to those with the official files.
+sample moved by up to two pixels in each direction (less where its ink is near
+the border, so no digit loses a stroke). So the files have the real sizes and
+the chapters can still learn from them (training digits come from 4,000 of the
+sample's digits, test digits from the other 1,000), which keeps time and memory
+on this road close to those with the official files.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ NAMES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 CHECKSUMS = "fake-checksums.json"
-MAX_SHIFT = 2  # MNIST digits sit in a 20 x 20 box with a 4-pixel margin: shifts keep them whole
+MAX_SHIFT = 2  # pixels; clipped per digit so that no ink crosses the border
 
 
 def idx_gzip(array: np.ndarray) -> bytes:
@@ -47,9 +48,21 @@ def idx_gzip(array: np.ndarray) -> bytes:
 
 
 def shifted_digits(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator):
-    """``n`` images drawn from ``x`` (k, 28, 28), each moved by a random shift; their labels."""
+    """``n`` images drawn from ``x`` (k, 28, 28), each moved by a random shift; their labels.
+
+    A shift never pushes ink over the border: it is clipped to the digit's own margins,
+    so every digit stays whole (and nothing wraps around to the other side).
+    """
     rows = rng.integers(0, len(x), size=n)
+    ink_rows, ink_cols = (x > 0).any(axis=2), (x > 0).any(axis=1)        # (k, 28) each
+    margins = []
+    for ink in (ink_rows, ink_cols):
+        first = ink.argmax(axis=1)                                       # first line with ink
+        last = ink.shape[1] - 1 - ink[:, ::-1].argmax(axis=1)            # last line with ink
+        margins.append((first[rows], ink.shape[1] - 1 - last[rows]))
     shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(n, 2))
+    for axis, (before, after) in enumerate(margins):
+        shifts[:, axis] = np.clip(shifts[:, axis], -before, after)
     images = np.empty((n, 28, 28), dtype=np.uint8)
     for (dy, dx) in {tuple(s) for s in shifts.tolist()}:  # 25 shifts, each applied at once
         chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))

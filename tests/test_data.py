@@ -901,6 +901,25 @@ def full_size(tmp_path_factory):
     return folder, module.write_fake_mnist(folder)
 
 
+def test_full_size_fakes_keep_every_digit_whole():
+    """The fakes move each digit without cutting or wrapping its strokes, even at the border."""
+    spec = importlib.util.spec_from_file_location("make_fake_mnist", ROOT / "scripts" / "make_fake_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = np.zeros((3, 28, 28), dtype=np.uint8)
+    x[0, 0:5, 0:4] = 200     # touches the top and left borders
+    x[1, 23:28, 24:28] = 90  # touches the bottom and right borders
+    x[2, 10:15, 12:16] = 255
+    y = np.arange(3, dtype=np.uint8)
+    images, labels = module.shifted_digits(x, y, 600, np.random.default_rng(0))
+    source = x[labels]
+    assert (images.reshape(600, -1).sum(1) == source.reshape(600, -1).sum(1)).all()  # no ink lost
+    ink = images > 0
+    assert ink[:, :, 0].any() and ink[:, 0, :].any() and ink[:, -1, :].any()         # borders reached
+    moved = [(np.argwhere(im)[0] - np.argwhere(s)[0]) for im, s in zip(images, source)]
+    assert np.abs(np.array(moved)).max() <= module.MAX_SHIFT and np.any(np.array(moved))
+
+
 def test_full_size_files_load_through_the_checksum_hook(full_size, monkeypatch, capsys):
     folder, checksums = full_size
     monkeypatch.setenv("RNN_BOOK_MNIST_CHECKSUMS", str(checksums))
