@@ -351,6 +351,12 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "lstm_gates.train_mnist_classifier": lambda: (lstm_gates.train_mnist_classifier, dict(
         kind="gru", digits=_mnist(), hidden_size=4, epochs=1, lr=0.01, batch_size=4, max_shift=1,
         val_loader=_mnist_rows(), seed=0, device="cpu", verbose=False)),
+    "lstm_gates.distort_images": lambda: (lstm_gates.distort_images, dict(
+        x=torch.rand(2, 28, 28), max_shift=1, max_rotation=5.0, max_scale=0.1,
+        generator=torch.Generator().manual_seed(0))),
+    "lstm_gates.RandomDistortions": lambda: (lstm_gates.RandomDistortions, dict(
+        loader=data.make_loader(torch.rand(4, 28, 28), torch.arange(4)), max_shift=2,
+        max_rotation=10.0, max_scale=0.1, seed=0)),
     "lstm_gates.make_adding_model": lambda: (lstm_gates.make_adding_model, dict(
         kind="lstm", hidden_size=4, steps=5, seed=0, keep_bias=1.0)),
     "lstm_gates.run_adding_problem": lambda: (lstm_gates.run_adding_problem, dict(

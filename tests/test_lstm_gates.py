@@ -276,3 +276,55 @@ def test_record_gates_refuses_a_dtype_the_layer_does_not_have():
     with pytest.raises(TypeError, match="x must have the dtype of the LSTMCell's weights, "
                                         "torch.float32, got torch.float64"):
         lstm_gates.record_gates(nn.LSTM(F, H, batch_first=True), torch.randn(2, 4, F).double())
+
+
+# ---------------------------------------------------------------- distorted digits
+
+
+def test_distortions_with_zero_limits_return_the_images_unchanged():
+    x = torch.rand(5, 28, 28)
+    out = lstm_gates.distort_images(x, 0, 0.0, 0.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # (x - min) + min rounds a little
+
+
+def test_a_pure_shift_moves_whole_pixels_and_fills_with_the_background():
+    x = torch.full((64, 28, 28), -0.5)
+    x[:, 10:14, 12:15] = 2.0                               # a block of ink
+    out = lstm_gates.distort_images(x, 2, 0.0, 0.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.sum(dim=(1, 2)), x.sum(dim=(1, 2)), atol=1e-3)   # nothing lost
+    assert set(out.round(decimals=4).unique().tolist()) <= {-0.5, 2.0}         # no blur
+    rows = (out == 2.0).any(dim=2).float().argmax(dim=1) - 10                  # first ink row moved by
+    cols = (out == 2.0).any(dim=1).float().argmax(dim=1) - 12
+    assert rows.abs().max() <= 2 and cols.abs().max() <= 2 and (rows != 0).any() and (cols != 0).any()
+
+
+def test_rotations_and_scalings_keep_the_labels_and_roughly_the_ink():
+    images = torch.zeros(8, 28, 28)
+    images[:, 8:20, 13:15] = 1.0                           # a vertical stroke
+    labels = torch.arange(8)
+    loader = lstm_gates.RandomDistortions(data.make_loader(images, labels, batch_size=4),
+                                          max_shift=0, max_rotation=30.0, max_scale=0.1, seed=0)
+    assert len(loader) == 2
+    batches = list(loader)
+    out, seen = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    assert torch.equal(seen, labels)
+    ink = out.sum(dim=(1, 2)) / images.sum(dim=(1, 2))
+    assert ((ink > 0.75) & (ink < 1.3)).all(), ink                # area scales by at most 1.1^2
+    assert not torch.allclose(out[0], images[0], atol=0.1)        # it did turn
+    again = torch.cat([x for x, _ in lstm_gates.RandomDistortions(
+        data.make_loader(images, labels, batch_size=4), max_shift=0, max_rotation=30.0,
+        max_scale=0.1, seed=0)])
+    torch.testing.assert_close(out, again)                        # seeded
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(max_rotation=-1.0), ValueError, "max_rotation must be >= 0.0, got -1.0"),
+    (dict(max_scale=0.9), ValueError, "max_scale must be <= 0.5, got 0.9"),
+    (dict(max_shift=1.5), TypeError, "max_shift must be an int, got float"),
+    (dict(generator=None), TypeError, "generator must be Generator, got NoneType"),
+])
+def test_distortions_refuse_bad_limits_clearly(kwargs, error, message):
+    args = dict(x=torch.rand(2, 28, 28), max_shift=1, max_rotation=5.0, max_scale=0.1,
+                generator=torch.Generator())
+    with pytest.raises(error, match=message):
+        lstm_gates.distort_images(**{**args, **kwargs})
