@@ -236,7 +236,7 @@ def main() -> None:
         mnist_table(args.kinds, args.seeds, args.refit)
 
     if args.part == "search":
-        print("\n(d) recipe search on the validation split")
+        print("\n(d) recipe search without the test split")
         search_table(args.seeds, args.folds, args.refit, args.candidates)
 
     if args.part in ("adding", "all"):
