@@ -241,3 +241,16 @@ def check_val_loader(val_loader) -> None:
     if hasattr(val_loader, "__len__") and len(val_loader) == 0:
         raise ValueError(f"val_loader must hold at least one batch, "
                          f"got an empty {type(val_loader).__name__}")
+
+
+def check_device(device: Any) -> torch.device:
+    """``device``: a str or torch.device that names a device existing on this machine."""
+    check_type("device", device, (str, torch.device))
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be one that exists here (cpu), got {device}: "
+                         "no CUDA device is available")
+    return device

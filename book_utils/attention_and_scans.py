@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import cells, data, models, plots, training
-from ._checks import (check_choice, check_dtype, check_int, check_lengths, check_tensor, check_type,
-                      checked_by)
+from ._checks import (check_choice, check_device, check_dtype, check_int, check_lengths, check_tensor,
+                      check_type, checked_by)
 
 # --------------------------------------------------------------- the linear recurrence
 
@@ -386,18 +386,6 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
 # --------------------------------------------------------------- training drivers
 
 
-def _check_device(device) -> torch.device:
-    check_type("device", device, (str, torch.device))
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be one that exists here, got {device}: "
-                         "no CUDA device is available")
-    return device
-
-
 LAYER_KINDS = ("mingru", "minlstm", "gru", "lstm")
 
 
@@ -457,7 +445,7 @@ def train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: i
                                steps, seed=seed)
     x_test, y_test = data.adding_problem(check_int("n_test", n_test, minimum=1), steps,
                                          seed=seed + 1_000_003)
-    device = torch.device("cpu") if device is None else _check_device(device)
+    device = torch.device("cpu") if device is None else check_device(device)
     optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=train_steps)
     batches = training.random_batches(x, y, batch_size=batch_size, seed=seed)
     history = training.fit(model.to(device), batches, steps=train_steps, optimizer=optimizer,
@@ -562,7 +550,7 @@ def time_recurrences(lengths: Sequence[int], *, batch_size: int = 16, input_size
     input_size = check_int("input_size", input_size, minimum=1)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     repeats = check_int("repeats", repeats, minimum=1)
-    device = _check_device(device)
+    device = check_device(device)
     layers = {"loop": MinGRU(input_size, hidden_size, mode="loop"),
               "scan": MinGRU(input_size, hidden_size, mode="scan"),
               "nn.GRU": nn.GRU(input_size, hidden_size, batch_first=True)}

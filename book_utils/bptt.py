@@ -467,19 +467,9 @@ def make_step_classifier(
 MNIST_RECIPE = {"hidden_size": 150, "epochs": 30, "lr": 2e-3, "batch_size": 32, "max_shift": 1}
 
 
-def _check_train_mnist_rnn(
-    digits: data.MNIST,
-    *,
-    hidden_size: int = MNIST_RECIPE["hidden_size"],
-    epochs: int = MNIST_RECIPE["epochs"],
-    lr: float = MNIST_RECIPE["lr"],
-    batch_size: int = MNIST_RECIPE["batch_size"],
-    max_shift: int = MNIST_RECIPE["max_shift"],
-    val_loader: Iterable | None = None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    verbose: bool = False,
-) -> None:
+def _check_train_mnist_rnn(digits: data.MNIST, *, val_loader: Iterable | None = None, seed: int = 0,
+                           verbose: bool = False, **recipe) -> None:
+    """The arguments train_mnist_rnn uses itself; the recipe's are checked where used."""
     check_type("digits", digits, data.MNIST)
     check_int("seed", seed, minimum=0)
     check_val_loader(val_loader)

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 
 from . import training
 from ._checks import (
-    check_bool, check_choice, check_float, check_int, check_tensor, check_type, check_val_loader,
-    checked_by,
+    check_bool, check_choice, check_device, check_float, check_int, check_tensor, check_type,
+    check_val_loader, checked_by,
 )
 from .cells import CellLayer, chrono_time_scales, gate_rows, one_layer_state, torch_parameters, unroll
 from .data import MNIST, adding_problem, make_loader, mnist_loader
@@ -478,20 +478,6 @@ def make_adding_model(
     return model
 
 
-def _check_device(device) -> None:
-    """None (the fastest device here), or a device that exists on this machine."""
-    if device is None:
-        return
-    check_type("device", device, (str, torch.device))
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be one that exists here, got {device}: "
-                         "no CUDA device is available")
-
-
 def _check_run_adding_problem(
     kind: str, steps: int, *, train_steps: int = 300, batch_size: int = 64, lr: float = 1e-2,
     clip_norm: float | None = 1.0, n_test: int = 1000,
@@ -503,7 +489,8 @@ def _check_run_adding_problem(
     if clip_norm is not None:  # None: no clipping
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     check_int("n_test", n_test, minimum=1)
-    _check_device(device)
+    if device is not None:
+        check_device(device)
 
 
 @checked_by(_check_run_adding_problem)
@@ -618,22 +605,9 @@ MNIST_RECIPE = {"hidden_size": 128, "epochs": 20, "lr": 6e-3, "batch_size": 64, 
                 "max_rotation": 20.0, "max_scale": 0.2}
 
 
-def _check_train_mnist_classifier(
-    kind: str,
-    digits: MNIST,
-    *,
-    hidden_size: int = MNIST_RECIPE["hidden_size"],
-    epochs: int = MNIST_RECIPE["epochs"],
-    lr: float = MNIST_RECIPE["lr"],
-    batch_size: int = MNIST_RECIPE["batch_size"],
-    max_shift: int = MNIST_RECIPE["max_shift"],
-    max_rotation: float = MNIST_RECIPE["max_rotation"],
-    max_scale: float = MNIST_RECIPE["max_scale"],
-    val_loader=None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    verbose: bool = False,
-) -> None:
+def _check_train_mnist_classifier(kind: str, digits: MNIST, *, val_loader=None, seed: int = 0,
+                                  verbose: bool = False, **recipe) -> None:
+    """The arguments train_mnist_classifier uses itself; the recipe's are checked where used."""
     check_choice("kind", kind, ADDING_KINDS)
     check_type("digits", digits, MNIST)
     check_int("seed", seed, minimum=0)

@@ -28,8 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import (
-    check_bool, check_choice, check_float, check_int, check_lengths, check_tensor, check_type,
-    checked_by,
+    check_bool, check_choice, check_device, check_float, check_int, check_lengths, check_tensor,
+    check_type, checked_by,
 )
 from .data import length_mask
 
@@ -61,15 +61,7 @@ def model_device(model: nn.Module) -> torch.device:
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is None:
         return model_device(model)
-    check_type("device", device, (str, torch.device))
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be one that exists here (cpu), got {device}: "
-                         "no CUDA device is available")
-    return device
+    return check_device(device)
 
 
 def _check_loader(name: str, loader) -> None:
