@@ -6,7 +6,8 @@ In a chapter's Exercises section (from its "## Exercises" heading to the next he
 same or a higher level) it drops
 
 * the solutions: code cells tagged ``hide-input`` or ``hide-output``;
-* the written answers: text that starts with ``**Answer`` or ``*Answer``, markdown cells tagged
+* the written answers: text that starts with ``**Answer``, ``*Answer`` or ``<details class="answer">``
+  (the folded form the chapters use), markdown cells tagged
   ``answer``, and any text that follows a solution; each up to the next exercise statement
   (``**Exercise N``) or heading, which stays even when it shares a cell with the answer.
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_TAGS = {"hide-input", "hide-output"}
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 EXERCISE = re.compile(r"^\*\*Exercise \d+\b")
-ANSWER = re.compile(r"^\*{1,2}Answer")
+ANSWER = re.compile(r"^(?:\*{1,2}Answer|<details class=\"answer\">)")
 FENCE = re.compile(r"^(```|~~~)")
 
 

@@ -4,7 +4,8 @@ An exercise is a markdown cell with a line starting ``**Exercise N.**``; the ver
 is its solution: a code cell tagged ``hide-input`` and ``hide-output`` (code and output folded
 away on the website, an ordinary visible cell in the notebook) whose last statement is an
 ``assert`` that checks the answer. Right after the solution comes the written answer: a
-markdown cell tagged ``answer`` that starts with ``**Answer.**``. At least one exercise per
+markdown cell tagged ``answer``, folded: ``<details class="answer">``, ``<summary>Answer</summary>``,
+the text, ``</details>``, each on lines of their own. At least one exercise per
 chapter is worked on paper (its statement says *on paper*); its solution checks the paper
 result numerically. The browser test checks that the website shows each solution collapsed
 behind a toggle.
@@ -22,7 +23,8 @@ MIN_EXERCISES = 3
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\.\*\*", re.MULTILINE)
 # Tags that would hide a solution in the notebook too, or drop it from the website.
 HIDING_TAGS = {"remove-input", "remove-cell", "hide-cell", "remove_input", "remove_cell"}
-ANSWER = re.compile(r"^\*\*Answer\.\*\*")
+# A written answer folds like a solution: on the website, in Jupyter and in Colab alike.
+ANSWER = re.compile(r'^<details class="answer">\n<summary>Answer</summary>\n\n.*\S\n\n</details>$', re.DOTALL)
 ON_PAPER = re.compile(r"\bon paper\b", re.IGNORECASE)
 
 
@@ -98,7 +100,7 @@ def test_each_solution_folds_its_output_and_is_followed_by_a_written_answer(chap
         answer = cells[index + 2] if index + 2 < len(cells) else None
         if answer is None or answer.cell_type != "markdown" or not ANSWER.match(answer.source):
             problems.append(f"{where}: the cell after the solution should be a markdown cell "
-                            "starting with **Answer.**")
+                            'folded as <details class="answer"><summary>Answer</summary> ... </details>')
         elif "answer" not in answer.metadata.get("tags", []):
             problems.append(f"{where}: its written answer (cell {index + 2}) is not tagged answer")
     assert not problems, f"{chapter.name}:\n  " + "\n  ".join(problems)

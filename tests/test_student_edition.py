@@ -49,6 +49,10 @@ def solutions(nb: nbformat.NotebookNode) -> list[int]:
             and SOLUTION_TAGS & set(c.metadata.get("tags", []))]
 
 
+# The markup that folds an answer, which other folded text may share.
+FOLD = re.compile(r'<details class="answer">\n<summary>Answer</summary>|</details>')
+
+
 def written_answers(nb: nbformat.NotebookNode) -> list[str]:
     """The markdown after each solution, up to the next statement or heading."""
     answers = []
@@ -59,7 +63,8 @@ def written_answers(nb: nbformat.NotebookNode) -> list[str]:
                 break
             following.append(cell.source)
         text = re.split(r"^(?:\*\*Exercise \d+\b|#)", "\n\n".join(following), maxsplit=1, flags=re.MULTILINE)[0]
-        answers += [paragraph.strip() for paragraph in text.split("\n\n") if paragraph.strip()]
+        answers += [paragraph.strip() for paragraph in text.split("\n\n")
+                    if paragraph.strip() and not FOLD.fullmatch(paragraph.strip())]
     return answers
 
 
@@ -131,6 +136,7 @@ def test_solutions_and_answers_in_every_form() -> None:
         md("Some text.\n\n## Exercises\n\n**Exercise 1.** State one.\n\n```python\n# no heading\n```"),
         tagged(code("solution_1 = 1"), "hide-input"),
         md("**Answer.** One is one."),
+        md('<details class="answer">\n<summary>Answer</summary>\n\nFolded.\n\n</details>'),
         md("**Exercise 2.** State two.\n\n*Answer:* two, given away in the statement's cell."),
         tagged(code("solution_2 = 2"), "hide-output"),
         md("Two, because of the solution.\n\n**Exercise 3.** State three."),
@@ -149,7 +155,7 @@ def test_solutions_and_answers_in_every_form() -> None:
         "helper = 4  # untagged: kept",
         "## Summary\n\nDone.", "after = 1  # after the section: kept",
     ]
-    assert counts == {"exercises": 4, "solutions": 4, "answers": 5}
+    assert counts == {"exercises": 4, "solutions": 4, "answers": 6}
     assert not any("answer" in c.metadata.get("tags", []) for c in student.cells)
 
 
