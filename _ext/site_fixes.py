@@ -5,11 +5,19 @@ Sphinx 7.4 registers an inline script added by an extension after the builder st
 once with filename '', so each page carries it twice. sphinx-thebe's script declares
 ``const THEBE_JS_URL``, and the second copy then throws "Identifier has already been
 declared" in every reader's console. This extension keeps the first copy of each script.
+
+MyST-NB's ``nb_merge_streams`` merges a cell's stream outputs for the page by appending to
+the first output *in place*, so the executed notebook it saves for download held the first,
+merged output and then every original line again: each epoch log twice. The merge now works
+on a copy, and the saved notebook keeps its outputs as the kernel wrote them.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from myst_nb.core import render
 
 
 def _script_key(script: Any) -> tuple:
@@ -31,6 +39,19 @@ def drop_repeated_scripts(app, pagename: str, templatename: str, context: dict, 
     context["script_files"] = unique
 
 
+def _merge_streams_on_a_copy() -> None:
+    merge = render.coalesce_streams
+    if getattr(merge, "on_a_copy", False):
+        return
+
+    def coalesce_streams(outputs):
+        return merge(copy.deepcopy(outputs))
+
+    coalesce_streams.on_a_copy = True
+    render.coalesce_streams = coalesce_streams
+
+
 def setup(app) -> dict:
+    _merge_streams_on_a_copy()
     app.connect("html-page-context", drop_repeated_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

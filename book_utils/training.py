@@ -36,6 +36,7 @@ from .data import length_mask
 LossFn = Callable[..., torch.Tensor]
 IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value (its default ignore_index)
 STATE_MODES = ("carry", "reset")
+LOG_LINES = 11  # the most epoch lines fit(verbose=True) prints: a cell's log stays short
 
 
 def _to(value, device: torch.device):
@@ -289,7 +290,9 @@ def fit(
     ``scheduler`` is stepped after every update. A loss or gradient norm that is
     not finite stops training with the step number, unless ``allow_nonfinite``
     (for a chapter that shows an explosion on purpose). With ``verbose`` one plain
-    line is printed per epoch. The model's train/eval mode is restored at the end.
+    line is printed for the first epoch, the last, and evenly between them: at most
+    :data:`LOG_LINES` lines, so a long run stays readable in a notebook. The model's
+    train/eval mode is restored at the end.
     """
     check_type("model", model, nn.Module)
     _check_loader("batches", batches)
@@ -326,6 +329,8 @@ def fit(
                     "seconds", "step_loss", "step_grad_norm")
     }
     passes = range(1, epochs + 1) if epochs is not None else itertools.count(1)
+    total = epochs or (math.ceil(steps / len(batches)) if hasattr(batches, "__len__") else None)
+    every = math.ceil(total / (LOG_LINES - 1)) if total else 1  # first + every k-th + last
     done = 0
     for epoch in passes:
         model.train()
@@ -368,7 +373,8 @@ def fit(
             line += f" | held-out loss {val['loss']:.4f}"
             if "accuracy" in val:
                 line += f" acc {val['accuracy']:6.2%}"
-        if verbose:
+        last = epoch == epochs or (steps is not None and done == steps)
+        if verbose and (epoch == 1 or epoch % every == 0 or last):
             print(f"{line} | {seconds:.1f} s", flush=True)
         if steps is not None and done == steps:
             break
