@@ -49,7 +49,7 @@ BOOK=test-artifacts/book
 python scripts/book.py copy "$BOOK"
 status=0
 stage "1/3 the unit tests and every chapter (nbmake executes $BOOK), two workers"
-run_pytest -n 2 --dist worksteal --overwrite tests "$BOOK/chapters" \
+run_pytest -n 2 --dist worksteal --durations=12 --overwrite tests "$BOOK/chapters" \
   --ignore=tests/test_browser.py --ignore=tests/test_pdf.py || status=1
 
 stage "2/3 the website and the PDF, built from the executed chapters"
