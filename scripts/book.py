@@ -130,14 +130,24 @@ def check_executed(book: Path) -> list[str]:
 
 
 def jupyter_book(book: Path, builder: str, env: dict | None = None) -> None:
-    """``jupyter-book build BOOK --builder BUILDER -W --keep-going``; fails on any warning."""
+    """``jupyter-book build BOOK --builder BUILDER -W --keep-going``; fails on any warning.
+
+    Its output goes on to the terminal as it comes (executing the chapters takes minutes) and
+    into ``BOOK/_build/BUILDER.log``, which tests/test_browser.py reads.
+    """
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(book),
            "--builder", builder, "-W", "--keep-going"]
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     print(f"book: jupyter-book build {book} --builder {builder} -W --keep-going", flush=True)
-    proc = subprocess.run(cmd, cwd=book, env=env, capture_output=True, text=True)
-    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    lines = []
+    with subprocess.Popen(cmd, cwd=book, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            lines.append(line)
+    sys.stdout.flush()
+    log = re.sub(r"\x1b\[[0-9;]*m", "", "".join(lines))
     (book / "_build").mkdir(exist_ok=True)
     (book / "_build" / f"{builder}.log").write_text(log)
     if proc.returncode != 0:
