@@ -42,6 +42,11 @@ PDF_NAME = "rnn-book.pdf"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+MARGIN_MM = {"top": 16, "bottom": 16, "left": 15, "right": 15}
+# A4 less its side margins, in CSS pixels: the page is laid out as it will print, so that
+# print_book.js can measure what is too wide for it.
+PRINTED_WIDTH = {"width": round((210 - MARGIN_MM["left"] - MARGIN_MM["right"]) / 25.4 * 96),
+                 "height": round(297 / 25.4 * 96)}
 # The book's own sources: what `copy` takes (the chapters come from _toc.yml).
 BOOK_FILES = ["_config.yml", "_toc.yml", "_ext", "_static"]
 
@@ -230,7 +235,7 @@ def print_pdf(singlehtml: Path, out: Path, book: Path) -> dict:
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
             context = playwright.chromium.launch_persistent_context(
                 profile, executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True,
-                color_scheme="light", viewport={"width": 1100, "height": 1400})
+                color_scheme="light", viewport=PRINTED_WIDTH)
 
             def only_local(route) -> None:
                 if urlparse(route.request.url).netloc == urlparse(base).netloc:
@@ -251,7 +256,7 @@ def print_pdf(singlehtml: Path, out: Path, book: Path) -> dict:
                            display_header_footer=True, header_template="<div></div>",
                            footer_template='<div style="font-size:8px;width:100%;text-align:center;'
                                            'color:#555"><span class="pageNumber"></span></div>',
-                           margin={"top": "16mm", "bottom": "16mm", "left": "15mm", "right": "15mm"})
+                           margin={side: f"{mm}mm" for side, mm in MARGIN_MM.items()})
             page.pdf(path=str(out), **options)
             # The table of contents gets its page numbers from a first print; the numbers
             # take no extra lines, so a second print keeps every page where it was.

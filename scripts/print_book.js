@@ -124,6 +124,21 @@
       pre { white-space: pre-wrap !important; word-break: break-word; font-size: 0.85em; }`;
     document.head.appendChild(style);
 
+    // Wide equations and tables shrink to the page: a printed page cannot scroll sideways.
+    // (The page is laid out at the printed width: book.py sets the viewport to it.)
+    const fit = (box, content, room) => {
+      const width = content.getBoundingClientRect().width;
+      if (width > room + 1) box.style.zoom = (room / width).toFixed(3);
+      return width > room + 1;
+    };
+    let shrunk = 0;
+    for (const div of article.querySelectorAll('div.math')) {
+      const math = div.querySelector('mjx-container > mjx-math');
+      const eqno = div.querySelector('.eqno');
+      if (math) shrunk += fit(div.querySelector('mjx-container'), math, div.clientWidth - (eqno ? eqno.offsetWidth + 12 : 0));
+    }
+    for (const table of article.querySelectorAll('table')) shrunk += fit(table, table, table.parentElement.clientWidth);
+
     // What would show raw: TeX MathJax did not typeset, glue roles left unresolved, broken images.
     const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
     const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
@@ -139,7 +154,7 @@
     const images = [...article.querySelectorAll('img')];
     for (const img of images) if (!(img.complete && img.naturalWidth > 0)) problems.push(`image did not load: ${img.src}`);
     if (!chapters.length) problems.push('no numbered chapter found on the page');
-    return {problems, chapters, removed, images: images.length,
+    return {problems, chapters, removed, shrunk, images: images.length,
             equations: article.querySelectorAll('mjx-container').length, toc: toc.length};
   },
 

@@ -47,6 +47,8 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
 def test_config_pins_the_behaviour_we_rely_on():
     cfg = config()
     assert cfg["only_build_toc_files"] is True
+    # The scripts' .venv and test run's copy of the book sit in the repository: never pages.
+    assert {".venv", "_build", "test-artifacts"} <= set(cfg["exclude_patterns"])
     assert cfg["execute"]["execute_notebooks"] == "cache"
     assert cfg["execute"]["timeout"] > 0
     assert cfg["sphinx"]["config"]["nb_execution_raise_on_error"] is True
