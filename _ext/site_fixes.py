@@ -54,7 +54,7 @@ def add_book_pdf_link(app, pagename: str, templatename: str, context: dict, doct
             group["buttons"].append({
                 "type": "link",
                 "url": context["pathto"](name, 1),
-                "text": "book .pdf",
+                "text": "whole book (.pdf)",
                 "tooltip": "Download the whole book as one PDF",
                 "icon": "fas fa-book",
                 "label": "download-book-pdf-button",
