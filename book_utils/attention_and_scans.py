@@ -20,6 +20,7 @@ Tensors are batch first: (batch, time, features).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Sequence
 
@@ -141,15 +142,20 @@ def parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = No
 
 
 def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |estimate - reference| / max |reference|: the error on the scale of the values."""
+    """max |estimate - reference| / max |reference|: the error on the scale of the values.
+
+    An estimate that holds NaN or inf has no bounded error: the result is then inf.
+    """
     check_tensor("estimate", estimate, floating=True, nonempty=True)
-    check_tensor("reference", reference, floating=True, nonempty=True)
+    check_tensor("reference", reference, floating=True, nonempty=True, finite=True)
     if estimate.shape != reference.shape:
         raise ValueError(f"estimate and reference must have the same shape, "
                          f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
     if not bool(reference.ne(0).any()):
         raise ValueError("reference must not be all zeros (the error is relative to its size), "
                          "got only zeros")
+    if not bool(torch.isfinite(estimate).all()):
+        return math.inf
     return ((estimate - reference).abs().max() / reference.abs().max()).item()
 
 
@@ -286,6 +292,34 @@ def additive_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Te
     return context, alpha
 
 
+def _check_step(model: "AttentionEncoderDecoder", token: torch.Tensor, d: torch.Tensor,
+                states: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> None:
+    """One decoder step's inputs: what encode_all returns, W_k of its states, and a token per row."""
+    check_tensor("token", token, dim=1, integer=True, nonempty=True, layout="(batch,)")
+    if token.min() < 0 or token.max() >= model.vocab_size:
+        raise ValueError(f"token must hold ids in [0, {model.vocab_size - 1}], got values from "
+                         f"{token.min().item()} to {token.max().item()}")
+    batch, hidden, size = len(token), model.cell.hidden_size, model.v.shape[0]
+    check_tensor("d", d, dim=2, floating=True, layout="(batch, hidden)")
+    check_tensor("states", states, dim=3, floating=True, nonempty=True,
+                 layout="(batch, source_time, hidden)")
+    check_tensor("keys", keys, dim=3, floating=True, layout="(batch, source_time, attention)")
+    check_tensor("mask", mask, dim=2, layout="(batch, source_time)")
+    source_time = states.shape[1]
+    shapes = {"d": (batch, hidden), "states": (batch, source_time, hidden),
+              "keys": (batch, source_time, size), "mask": (batch, source_time)}
+    for name, value in (("d", d), ("states", states), ("keys", keys), ("mask", mask)):
+        shape = shapes[name]
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match token ({batch},) and the "
+                             f"model's sizes, got {tuple(value.shape)}")
+    for name, value in (("d", d), ("states", states), ("keys", keys)):
+        check_dtype(name, value, model)
+    if mask.dtype != torch.bool or not bool(mask.any(dim=1).all()):
+        raise ValueError(f"mask must be a bool tensor keeping at least one source position in "
+                         f"every row, got dtype {mask.dtype}")
+
+
 class AttentionEncoderDecoder(models.EncoderDecoder):
     """Chapter 3's encoder-decoder with additive attention over the encoder's states.
 
@@ -337,6 +371,7 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
     def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.encode_all(source, lengths)[1][None]  # (1, batch, hidden), as in chapter 3
 
+    @checked_by(_check_step)
     def step(self, token, d, states, keys, mask):
         """One decoder step: (logits (batch, vocab), new state d, attention weights)."""
         context, alpha = additive_attention(self.W_q(d), keys, states, mask, self.v)
@@ -489,6 +524,10 @@ class CharModel(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         check_tensor("x", x, dim=2, integer=True, nonempty=True, layout="(batch, time)")
+        vocab_size = self.embed.num_embeddings
+        if x.min() < 0 or x.max() >= vocab_size:
+            raise ValueError(f"x must hold character ids in [0, {vocab_size - 1}], got values "
+                             f"from {x.min().item()} to {x.max().item()}")
         if state is not None:
             self._check_state(state, x.shape[0])
         outputs, state = self.recurrent(self.embed(x), state)

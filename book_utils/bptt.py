@@ -77,6 +77,13 @@ class BPTTCache:
             if value.shape[0] != B:
                 raise ValueError(f"{name} must have one row per sequence of x ({B}), "
                                  f"got shape {tuple(value.shape)}")
+        for name in ("x", "h", "probs"):
+            check_tensor(name, getattr(self, name), finite=True)
+        C = self.probs.shape[1]
+        if len(self.y) and (self.y.min() < 0 or self.y.max() >= C):
+            raise ValueError(f"y must hold class indices in [0, {C - 1}], one of the {C} columns "
+                             f"of probs, got values from {self.y.min().item()} to "
+                             f"{self.y.max().item()}")
 
 
 def _check_parameters(params: dict) -> tuple[int, int, int]:
@@ -246,8 +253,8 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _check_relative_error(a: torch.Tensor, b: torch.Tensor) -> None:
-    check_tensor("a", a, floating=True)
-    check_tensor("b", b, floating=True)
+    check_tensor("a", a, floating=True, finite=True)
+    check_tensor("b", b, floating=True, finite=True)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -354,6 +361,7 @@ def _check_stream(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     with one integer target per step in ``y``."""
     check_layer("model", model)
     check_layer_input("x", x, model)
+    check_tensor("x", x, finite=True)
     check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
     if y.shape != x.shape[:2]:
         raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "

@@ -40,7 +40,7 @@ LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 def _check_interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) -> None:
     check_type("model", model, NGramModel)
-    check_type("history", history, str)
+    check_type("history", history, str)  # an unknown character is an unseen context: back off
     check_type("ch", ch, str)
     if len(ch) != 1 or ch not in model.vocab.symbols:
         raise ValueError(f"ch must be one character of the vocabulary, got {ch!r}")
@@ -129,6 +129,10 @@ class NGramModel:
     def bits_per_char(self, text: str, order: int | None = None) -> float:
         """Mean -log2 P(c_t | previous characters) over ``text`` (read from its start)."""
         check_type("text", text, str)
+        unknown = sorted(set(text) - set(self.vocab.symbols))
+        if unknown:  # a character the model never gives a probability cannot be scored
+            raise ValueError(f"text must hold characters of the model's vocabulary only, got "
+                             f"{len(unknown)} others: {unknown[:10]}")
         if not text:
             raise ValueError("text must not be empty, got ''")
         order = self._order(order)

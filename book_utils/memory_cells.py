@@ -394,9 +394,9 @@ def _check_linear_probe_accuracy(
     ridge: float = 1e-3,
 ) -> None:
     check_tensor("train_states", train_states, dim=3, floating=True, nonempty=True,
-                 layout="(n, time, hidden)")
+                 finite=True, layout="(n, time, hidden)")
     check_tensor("test_states", test_states, dim=3, floating=True, nonempty=True,
-                 layout="(n, time, hidden)")
+                 finite=True, layout="(n, time, hidden)")
     check_tensor("train_labels", train_labels, dim=1, integer=True, layout="(n,)")
     check_tensor("test_labels", test_labels, dim=1, integer=True, layout="(n,)")
     check_float("ridge", ridge, minimum=0.0, strict_minimum=True)

@@ -305,8 +305,16 @@ def last_step_accuracy(logits: torch.Tensor, lengths: torch.Tensor, labels: torc
     check_tensor("labels", labels, dim=1, integer=True, layout="(batch,)")
     if len(labels) != len(logits):
         raise ValueError(f"labels must hold one label per sequence ({len(logits)}), got {len(labels)}")
-    predicted = last_valid_step(logits, lengths).argmax(dim=1)
-    return (predicted == labels.to(predicted.device)).float().mean().item()
+    check_lengths(lengths, logits.shape[0], logits.shape[1])
+    classes = logits.shape[2]
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"labels must be class indices in [0, {classes - 1}], got values from "
+                         f"{labels.min().item()} to {labels.max().item()}")
+    scores = last_valid_step(logits, lengths)   # the steps past each length are never read
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("logits must hold finite scores at each sequence's last valid step, "
+                         "got NaN or inf: a diverged model scores nothing")
+    return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean().item()
 
 
 class CroppedBatches:
