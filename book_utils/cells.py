@@ -26,7 +26,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_dtype, check_int, check_tensor, check_type, checked_by
+from ._checks import (
+    check_choice, check_dtype, check_int, check_step, check_tensor, check_type, checked_by,
+)
 
 NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -111,6 +113,14 @@ def chrono_time_scales(
     return tau, torch.log(tau - 1.0)
 
 
+def _check_rnn_step(x_t, h_prev, W_xh, W_hh, b_h, phi=torch.tanh) -> None:
+    check_step(("x_t", x_t), {"h_prev": h_prev}, ("W_xh", W_xh), ("W_hh", W_hh), {"b_h": b_h})
+    if not callable(phi):
+        raise TypeError(f"phi must be a callable nonlinearity such as torch.tanh, "
+                        f"got {type(phi).__name__}")
+
+
+@checked_by(_check_rnn_step)
 def rnn_step(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,
