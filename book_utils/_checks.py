@@ -210,7 +210,7 @@ def check_lengths(
         sequences = f"sequence of {of} ({batch} in all)" if of else f"sequence ({batch})"
         raise ValueError(f"lengths must hold one length per {sequences}, got {lengths.shape[0]}")
     if batch and lengths.min() < 1:
-        raise ValueError(f"every length must be >= 1, got {lengths.min().item()}")
+        raise ValueError(f"every length must be >= 1, got {lengths.min().item()} in lengths")
     if max_length is not None and batch and lengths.max() > max_length:
         raise ValueError(
             f"lengths must not exceed the {max_length} time steps of {of or 'the batch'}, "

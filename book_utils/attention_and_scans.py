@@ -547,6 +547,11 @@ def train_char_model(kind: str, train_windows: list, validation_windows: list, *
         check_type(name, windows, list)
         if not windows:
             raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
+        for k, window in enumerate(windows):
+            if not (isinstance(window, tuple) and len(window) == 2
+                    and all(isinstance(part, torch.Tensor) for part in window)):
+                raise TypeError(f"{name} must hold (x, y) pairs of tensors, as "
+                                f"text.stream_batches makes, got {type(window).__name__} at {k}")
     torch.manual_seed(check_int("seed", seed, minimum=0))
     vocab_size = len(text.CharVocabulary())
     model = CharModel(kind, vocab_size, hidden_size=hidden_size)
@@ -629,6 +634,11 @@ def plot_timings(timings: dict[str, list[dict]]) -> Figure:
     check_type("timings", timings, dict)
     if not timings:
         raise ValueError("timings must hold at least one setting, got an empty dict")
+    for setting, rows in timings.items():
+        if not (isinstance(rows, list) and rows and all(
+                isinstance(r, dict) and {"T", "loop", "scan", "nn.GRU"} <= set(r) for r in rows)):
+            raise TypeError(f"timings[{setting!r}] must be the non-empty list of rows that "
+                            f"time_recurrences returns, got {rows!r:.80}")
     fig, axes = plt.subplots(1, len(timings), figsize=(4.6 * len(timings), 3.4), squeeze=False)
     colours = {"loop": plots.PALETTE["orange"], "scan": plots.PALETTE["blue"],
                "nn.GRU": plots.PALETTE["green"]}
@@ -648,6 +658,17 @@ def plot_timings(timings: dict[str, list[dict]]) -> Figure:
 def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
                    outputs: Sequence[str]) -> Figure:
     """Attention maps: for each example, output step (rows) against source digit (columns)."""
+    for name, value, kind in (("weights", weights, torch.Tensor), ("sources", sources, str),
+                              ("outputs", outputs, str)):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+        odd = [v for v in value if not isinstance(v, kind)]
+        if odd:
+            raise TypeError(f"{name} must hold {kind.__name__} items only, "
+                            f"got {type(odd[0]).__name__}")
+    for i, alpha in enumerate(weights):
+        check_tensor(f"weights[{i}]", alpha, dim=2, floating=True,
+                     layout="(output steps, source steps)")
     if not (len(weights) == len(sources) == len(outputs)) or not weights:
         raise ValueError(f"weights, sources and outputs must pair up and not be empty, got "
                          f"{len(weights)}, {len(sources)} and {len(outputs)}")

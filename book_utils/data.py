@@ -390,7 +390,8 @@ def download(
         with _open_url(url, wait) as response:
             announced = response.headers.get("Content-Length", "")
             if size is not None and announced.isdigit() and int(announced) != size:
-                raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,}")
+                raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,} "
+                                 f"(the size given): got another file")
             expected = size if size is not None else int(announced) if announced.isdigit() else None
             part = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
             # os.open applies the umask to 0o666 as open() does (tempfile would give 0o600).

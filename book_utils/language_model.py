@@ -233,9 +233,15 @@ def budget_steps(kind: str, num_layers: int = 1, seconds: float = BUDGET_SECONDS
 
 
 def _check_windows(name: str, windows) -> None:
+    """A non-empty list of (x, y) windows of ids, each (batch, time): stream_batches' output."""
     check_type(name, windows, list)
     if not windows:
         raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
+    for k, window in enumerate(windows):
+        if not (isinstance(window, tuple) and len(window) == 2
+                and all(isinstance(part, torch.Tensor) for part in window)):
+            raise TypeError(f"{name} must hold (x, y) pairs of tensors, as text.stream_batches "
+                            f"makes, got {type(window).__name__} at {k}")
 
 
 def train_for_steps(
@@ -256,9 +262,9 @@ def train_for_steps(
     state. The history gains ``"steps"`` and the measured ``"seconds_per_step"``.
     """
     check_type("model", model, CharLM)
-    _check_windows("windows", windows)
     steps = check_int("steps", steps, minimum=1)
     check_choice("state", state, training.STATE_MODES)
+    _check_windows("windows", windows)
     optimizer, scheduler = training.make_optimizer(model, lr=lr, total_steps=steps)
     history = training.fit(model, windows, optimizer=optimizer, scheduler=scheduler, steps=steps,
                            state=state, clip_norm=clip_norm, device=device, verbose=False)
@@ -425,8 +431,9 @@ def hidden_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tens
 
 def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
     """Correlation of every column of ``states`` (N, H) with ``feature`` (N,): (H,)."""
-    check_tensor("states", states, dim=2, floating=True, nonempty=True, layout="(characters, units)")
-    check_tensor("feature", feature, dim=1, floating=True, layout="(characters,)")
+    check_tensor("states", states, dim=2, floating=True, nonempty=True, finite=True,
+                 layout="(characters, units)")
+    check_tensor("feature", feature, dim=1, floating=True, finite=True, layout="(characters,)")
     if len(feature) != len(states):
         raise ValueError(f"feature must hold one value per row of states ({len(states)}), "
                          f"got {len(feature)}")
@@ -437,10 +444,10 @@ def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
 
 def unit_correlations(states: torch.Tensor, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{feature name: (H,) correlation of each hidden unit with that feature}."""
-    check_tensor("states", states, dim=2, floating=True, layout="(characters, units)")
+    check_tensor("states", states, dim=2, floating=True, finite=True, layout="(characters, units)")
     check_type("features", features, dict)
     for name, feature in features.items():
-        check_tensor(f"features[{name!r}]", feature, dim=1, layout="(characters,)")
+        check_tensor(f"features[{name!r}]", feature, dim=1, finite=True, layout="(characters,)")
         if len(feature) != len(states):
             raise ValueError(f"features[{name!r}] must hold one value per row of states "
                              f"({len(states)}), got {len(feature)}")
@@ -450,6 +457,8 @@ def unit_correlations(states: torch.Tensor, features: dict[str, torch.Tensor]) -
 def units_above(correlations: dict[str, torch.Tensor], threshold: float) -> dict[str, int]:
     """{feature name: number of units whose |correlation| is at least ``threshold``}."""
     check_type("correlations", correlations, dict)
+    for name, r in correlations.items():
+        check_tensor(f"correlations[{name!r}]", r, floating=True, layout="(units,)")
     check_float("threshold", threshold, minimum=0.0, maximum=1.0)
     return {name: int((r.abs() >= threshold).sum()) for name, r in correlations.items()}
 
@@ -470,6 +479,13 @@ def plot_learning_curves(histories: dict[str, dict], *, smooth: int = 25) -> Fig
     model has not trained on yet within this pass; ``smooth`` windows are averaged.
     """
     check_type("histories", histories, dict)
+    for label, history in histories.items():
+        check_type(f"histories[{label!r}]", history, dict)
+        for key in ("step_loss", "seconds_per_step"):
+            if not isinstance(history.get(key), list) or not history[key]:
+                raise ValueError(f"histories[{label!r}] must be a train_for_steps history with "
+                                 f"a non-empty list {key!r}, got {history.get(key)!r}")
+    check_int("smooth", smooth, minimum=1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for (label, history), colour in zip(histories.items(), CYCLE):
         bits = _smooth([bits_per_char(v) for v in history["step_loss"]], smooth)
@@ -491,6 +507,12 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
     """
     check_type("passage", passage, str)
     check_type("panels", panels, dict)
+    if not passage or not panels:
+        raise ValueError(f"passage and panels must not be empty, got {len(passage)} characters "
+                         f"and {len(panels)} panels")
+    for title, values in panels.items():
+        check_tensor(f"panels[{title!r}]", values, dim=1, floating=True, layout="(characters,)")
+    check_int("width", width, minimum=1)
     lines = passage.split("\n")
     width = min(width, max(len(line) for line in lines) + 1)
     fig, axes = plt.subplots(len(panels), 1, figsize=(0.12 * width, 0.22 * len(lines) * len(panels) + 0.5),

@@ -25,8 +25,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._checks import (
-    check_dtype, check_float, check_int, check_layer, check_layer_input, check_layer_state,
-    check_tensor, check_type, checked_by,
+    LIMITS, check_dtype, check_float, check_int, check_layer, check_layer_input,
+    check_layer_state, check_tensor, check_type, checked_by,
 )
 from .cells import torch_parameters
 from .models import make_recurrent
@@ -412,8 +412,12 @@ def _check_linear_probe_accuracy(
                 f"{name}_labels must have one label per sequence ({states.shape[0]}), "
                 f"got {labels.shape[0]}"
             )
-    if train_labels.min() < 0 or test_labels.min() < 0:
-        raise ValueError("labels must be class indices >= 0, got a negative label")
+    for name, labels in (("train_labels", train_labels), ("test_labels", test_labels)):
+        if labels.min() < 0:
+            raise ValueError(f"{name} must be class indices >= 0, got a negative label "
+                             f"({labels.min().item()})")
+        check_int(f"the classes of {name}", int(labels.max()) + 1,
+                  maximum=LIMITS["n_classes"])  # one probe column per class
 
 
 @checked_by(_check_linear_probe_accuracy)
@@ -504,12 +508,19 @@ def plot_state_trajectories(
     variance, goes into the axis labels.
     """
     check_tensor("trajectories", trajectories, dim=3, floating=True, layout="(digits, time, 2)")
-    check_tensor("labels", labels, dim=1)
+    check_tensor("labels", labels, dim=1, integer=True, layout="(digits,)")
     if trajectories.shape[2] != 2 or len(labels) != len(trajectories):
         raise ValueError(f"trajectories must have shape (digits, time, 2) with one label per "
                          f"digit, got {tuple(trajectories.shape)} and {len(labels)} labels")
     check_type("classes", classes, list)
+    for c in classes:
+        check_int("each of classes", c)
     check_int("per_class", per_class, minimum=0)
+    if explained is not None:
+        check_tensor("explained", explained, dim=1, floating=True, layout="(2,)")
+        if explained.shape != (2,):
+            raise ValueError(f"explained must hold the two shares of variance, shape (2,), "
+                             f"got {tuple(explained.shape)}")
     missing = [c for c in classes if not (labels == c).any()]
     if not classes or missing or len(classes) > len(_TRAJECTORY_STYLES):
         raise ValueError(f"classes must list 1 to {len(_TRAJECTORY_STYLES)} labels present in "

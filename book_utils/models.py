@@ -148,6 +148,8 @@ def shift_right(targets: torch.Tensor, start: int = SOS) -> torch.Tensor:
     At step t the decoder reads the *true* token t-1 and must predict token t.
     """
     check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
+    if targets.numel() and targets.min() < 0:
+        raise ValueError(f"targets must hold token ids >= 0, got {targets.min().item()}")
     check_int("start", start, minimum=0)
     return torch.cat([targets.new_full((targets.shape[0], 1), start), targets[:, :-1]], dim=1)
 

@@ -162,6 +162,8 @@ def streams(ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Ten
     Both are (batch_size, n) with n = (len(ids) - 1) // batch_size; the tail is dropped.
     """
     check_tensor("ids", ids, dim=1, integer=True, layout="(length,)")
+    if ids.numel() and ids.min() < 0:
+        raise ValueError(f"ids must be character ids >= 0, got {ids.min().item()}")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     if len(ids) - 1 < batch_size:
         raise ValueError(f"ids must hold more than batch_size ({batch_size}) ids to make "
