@@ -305,7 +305,8 @@ def evaluate(
 
     Every example (every counted step, for per-step targets) weighs the same,
     whatever the batch sizes. With ``state="carry"`` the batches are consecutive
-    pieces of streams and the state is carried from one to the next.
+    pieces of streams and the state is carried from one to the next. A model whose
+    scores or loss are NaN or infinite is not scored: ``FloatingPointError``.
     """
     check_type("model", model, nn.Module)
     _check_loader("loader", loader)
@@ -381,7 +382,8 @@ def fit(
     ``clip_norm`` rescales the gradients whenever their global norm exceeds it.
     ``scheduler`` is stepped after every update. A loss or gradient norm that is
     not finite stops training with the step number, unless ``allow_nonfinite``
-    (for a chapter that shows an explosion on purpose). With ``verbose`` one plain
+    (for a chapter that shows an explosion on purpose: scores that are NaN or
+    infinite then count as wrong, never as right). With ``verbose`` one plain
     line is printed for the first epoch, the last, and evenly between them: at most
     :data:`LOG_LINES` lines, so a long run stays readable in a notebook. The model's
     train/eval mode is restored at the end.
