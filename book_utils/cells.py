@@ -217,6 +217,9 @@ class RNNCell(nn.Module):
 def _check_cell(cell: Callable) -> None:
     if not callable(cell):
         raise TypeError(f"cell must be callable, got {type(cell).__name__}")
+    if isinstance(cell, nn.RNNBase):
+        raise TypeError(f"cell must compute one time step, as RNNCell or nn.RNNCell do, got the "
+                        f"whole layer {type(cell).__name__}")
     call = cell.forward if isinstance(cell, nn.Module) else cell  # a module's own signature
     try:
         inspect.signature(call).bind(None, None)
@@ -244,11 +247,20 @@ def _check_state(state, x: torch.Tensor) -> None:
             raise TypeError(f"state must have the dtype of x, {x.dtype}, got {part.dtype}")
 
 
-def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
-    _check_cell(cell)
+def _check_features(cell: Callable, x: torch.Tensor) -> None:
+    """x (batch, time >= 1, features) with as many features as the cell reads, when it says."""
     check_tensor("x", x, dim=3, layout="(batch, time, features)")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    expected = getattr(cell, "input_size", None)
+    if isinstance(expected, int) and x.shape[2] != expected:
+        raise ValueError(f"x must have the cell's {expected} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+
+
+def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
+    _check_cell(cell)
+    _check_features(cell, x)
     _check_state(state, x)
 
 
@@ -293,6 +305,7 @@ class CellLayer(nn.Module):
         if not isinstance(getattr(cell, "hidden_size", None), int):
             raise TypeError(f"cell must have an int hidden_size, as RNNCell does, "
                             f"got {type(cell).__name__} without one")
+        _check_cell(cell)
         self.cell = cell
         self.hidden_size = cell.hidden_size
 
@@ -342,8 +355,7 @@ def state_gradient_norms(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-    if x.shape[1] == 0:
-        raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    _check_features(cell, x)
     _check_state(state, x)
     states: list[tuple[torch.Tensor, ...]] = []
     outputs = []

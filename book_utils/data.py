@@ -150,9 +150,15 @@ def expected_files() -> dict[str, tuple[str, str, int]]:
     return files
 
 
+def _check_file(path) -> None:
+    check_type("path", path, (str, os.PathLike))
+    if not Path(path).is_file():
+        raise ValueError(f"path must name an existing file, got {str(path)!r}")
+
+
 def md5sum(path: PathLike) -> str:
     """Hex MD5 digest of a file, read in chunks so large files need little memory."""
-    check_type("path", path, (str, os.PathLike))
+    _check_file(path)
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
@@ -167,7 +173,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     malformed header, corrupt stream or payload of the wrong length raises a
     ``ValueError`` naming the file.
     """
-    check_type("path", path, (str, os.PathLike))
+    _check_file(path)
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -371,6 +377,8 @@ def download(
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"url must start with http:// or https://, got {url!r}")
     check_type("dest", dest, (str, os.PathLike))
+    if Path(dest).name in ("", ".", "..") or Path(dest).is_dir():
+        raise ValueError(f"dest must be the path of a file to write, got {str(dest)!r}")
     check_type("md5", md5, (str, type(None)))
     if md5 is not None and not _is_md5(md5):
         raise ValueError(f"md5 must be 32 hex digits, got {md5!r}")

@@ -281,6 +281,8 @@ class PCA:
 
 def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
     check_tensor("points", points, dim=2, floating=True, nonempty=True, layout="(n, features)")
+    if points.dtype not in (torch.float32, torch.float64):  # torch's SVD has no float16
+        raise TypeError(f"points must be float32 or float64, got {points.dtype}")
     n, features = points.shape
     check_int("n_components", n_components, minimum=1)
     if n_components > min(n, features):

@@ -65,7 +65,7 @@ def _object(dotted: str) -> Any:
                 raise ValueError(f"source {dotted!r} names nothing: {attribute!r} not found")
             obj = getattr(obj, attribute)
         return obj
-    raise ValueError(f"source {dotted!r} names no importable module")
+    raise ValueError(f"source must name a file or an importable object, got {dotted!r}")
 
 
 def source_text(source: str) -> str:
@@ -121,7 +121,8 @@ def save(name: str, rows: list[dict], *, sources: Sequence[str], command: str,
         raise ValueError(f"rows must be a non-empty list of dicts, one per run, got {got}")
     missing = [i for i, row in enumerate(rows) if seed_key not in row]
     if missing:
-        raise ValueError(f"every row needs a {seed_key!r} entry; rows {missing[:5]} have none")
+        raise ValueError(f"every row needs a seed_key={seed_key!r} entry, got rows {missing[:5]} "
+                         "without one")
     for row in rows:
         for key, value in row.items():
             if isinstance(value, float) and not math.isfinite(value):

@@ -227,6 +227,8 @@ class LinearForecaster(nn.Module):
     def fit(self, series: torch.Tensor) -> "LinearForecaster":
         """Least squares over every window of every series that has ``horizon`` values after it."""
         _check_series("series", series, self.window + self.horizon)
+        if series.dtype not in (torch.float32, torch.float64):  # torch's solver has no float16
+            raise TypeError(f"series must be float32 or float64, got {series.dtype}")
         features = self._features(series[:, : -self.horizon]).reshape(-1, self.window + 1)
         targets = series[:, self.window :].unfold(1, self.horizon, 1).reshape(-1, self.horizon)
         # Normal equations: (F^T F + ridge I) W = F^T Y.

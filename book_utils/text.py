@@ -93,6 +93,10 @@ class Corpus:
         for name in ("train", "validation", "test", "source"):
             check_type(name, getattr(self, name), str)
         check_type("dropped", self.dropped, dict)
+        odd = [(ch, n) for ch, n in self.dropped.items() if not isinstance(ch, str)
+               or isinstance(n, bool) or not isinstance(n, int)]
+        if odd:
+            raise TypeError(f"dropped must map characters to counts, got {odd[0]!r}")
 
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(getattr(self, name)):,}"
