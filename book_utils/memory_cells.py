@@ -1,18 +1,20 @@
 """Chapter 2, memory cells: what a recurrent state remembers.
 
 - :func:`perturbation_effect`: change one input step and measure how far the change
-  travels through the outputs.
+  travels through the outputs; :func:`with_spectral_radius` rescales a layer's W_hh and
+  :func:`fade_rate` measures the factor per step by which such a change fades or grows.
 - :func:`record_states`: the hidden state of a :class:`~book_utils.models.SequenceClassifier`
   after every step, and what its head would predict from each one.
 - :func:`pca`: a principal-component projection written with ``torch.linalg.svd``.
 - :func:`linear_probe_accuracy`: how much a linear read-out can decode from each step's state.
 - :func:`cell_from_layer` and :func:`run_in_chunks`: a layer is a cell in a loop,
   and a long sequence can be read in pieces if the state is carried over.
-- :func:`make_recall_task`: a task that needs memory; :class:`LastStepClassifier` is
+- :func:`make_recall_task`: a task that needs memory; :data:`RECALL` its settings,
+  :func:`train_recall` a model trained on it and :func:`best_rate_table` the benchmark's
+  summary (each lag's learning rate chosen on validation). :class:`LastStepClassifier` is
   the no-memory baseline, :class:`ReadoutRNN` a cell whose output is not its state,
   :func:`draw_cell_with_output` its diagram.
-- :func:`plot_state_trajectories`: hidden-state paths of several classes, with the direction
-  of reading marked.
+- :func:`plot_state_trajectories`: hidden-state paths of several classes, one panel each.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _check_train_recall(model: nn.Module, lag: int, recipe: dict = RECALL, *, se
                         device=None) -> None:
     check_type("model", model, nn.Module)
     _check_recall_recipe(recipe)
-    check_int("lag", lag, minimum=0)
+    _check_python_int("lag", lag, minimum=0)
     if lag >= recipe["seq_len"]:
         raise ValueError(f"lag must be smaller than seq_len={recipe['seq_len']}, got {lag}")
     _check_python_int("seed", seed, minimum=0)
@@ -152,7 +154,9 @@ def _check_best_rate_table(rows: list[dict], epochs: list[int]) -> None:
     check_type("epochs", epochs, list)
     keys = {"seed", "lag", "lr", "test", "validation"}
     if not rows or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
-        raise ValueError(f"rows must be a non-empty list of dicts with keys {sorted(keys)}")
+        raise ValueError(f"rows must be a non-empty list of dicts with keys {sorted(keys)}, "
+                         f"got {len(rows)} rows" + (f", the first with keys {sorted(rows[0])}"
+                                                    if rows and isinstance(rows[0], dict) else ""))
     shortest = min(len(r["validation"]) for r in rows)
     for epoch in epochs:
         check_int("epochs[...]", epoch, minimum=1)
