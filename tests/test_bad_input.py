@@ -237,6 +237,15 @@ def _encdec_args() -> dict:
 
 
 
+def _small_recall() -> dict:
+    return dict(memory_cells.RECALL, seq_len=5, n_symbols=3, hidden_size=4, n_train=8, n_test=4,
+                n_val=4, batch_size=4, epochs=1)
+
+
+def _small_mnist_recipe() -> dict:
+    return dict(recurrent_neurons.RECIPE, hidden_size=4, batch_size=4, epochs=1)
+
+
 def _full_history() -> dict:
     return {"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_accuracy": [0.5, 0.6],
             "val_loss": [1.1, 0.7], "val_accuracy": [0.4, 0.5], "step_loss": [1.0, 0.9, 0.8],
@@ -422,6 +431,23 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "memory_cells.linear_probe_accuracy": lambda: (memory_cells.linear_probe_accuracy, dict(
         train_states=torch.randn(8, 3, 4), train_labels=torch.arange(8) % 2,
         test_states=torch.randn(4, 3, 4), test_labels=torch.arange(4) % 2, ridge=0.001)),
+    "memory_cells.train_recall": lambda: (memory_cells.train_recall, dict(
+        model=memory_cells.LastStepClassifier(3, 4, 3), lag=1, recipe=_small_recall(), seed=0,
+        device="cpu")),
+    "memory_cells.best_rate_table": lambda: (memory_cells.best_rate_table, dict(
+        rows=[{"seed": seed, "lag": 1, "lr": lr, "test": [0.5, 0.6], "validation": [0.4, 0.7]}
+              for seed in (0, 1) for lr in (0.01, 0.1)], epochs=[1, 2])),
+    "memory_cells.with_spectral_radius": lambda: (memory_cells.with_spectral_radius, dict(
+        layer=nn.RNN(3, 4, batch_first=True), rho=0.9)),
+    "memory_cells.fade_rate": lambda: (memory_cells.fade_rate, dict(
+        recurrent=nn.RNN(3, 4, batch_first=True), x=torch.randn(2, 5, 3), delta=torch.randn(3),
+        start=1)),
+    # --- chapter 1: recurrent_neurons
+    "recurrent_neurons.make_mnist_rnn": lambda: (recurrent_neurons.make_mnist_rnn, dict(
+        kind="scratch_rnn", recipe=_small_mnist_recipe())),
+    "recurrent_neurons.train_mnist_rnn": lambda: (recurrent_neurons.train_mnist_rnn, dict(
+        model=recurrent_neurons.make_mnist_rnn("rnn", _small_mnist_recipe()), split=_mnist(),
+        recipe=_small_mnist_recipe(), seed=0, device="cpu", verbose=False)),
     # --- chapter 4: bptt
     "bptt.BPTTCache": lambda: (bptt.BPTTCache, dict(
         x=torch.randn(2, 3, 3), h=torch.randn(2, 4, 4), probs=torch.rand(2, 2), y=torch.tensor([0, 1]))),
@@ -1035,6 +1061,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "language_model.NGramModel.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
+    "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets
     "data.make_loader:x": {"integer dtype"},
     "data.make_loader:y": {"float dtype", "id out of range", "negative id"},
