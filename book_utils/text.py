@@ -234,8 +234,8 @@ def kneser_ney_discounts(counts: dict[str, int]) -> tuple[float, float, float]:
 
 @dataclass
 class _CountTable:
-    """The counts of one order and kind: N(g) for every gram, and per context h its total
-    N(h) and the mass its discounts set free, D1 n1(h) + D2 n2(h) + D3+ n3+(h)."""
+    """The counts C of one order and kind for every string g, and per history u its total
+    C(u) and the mass its discounts set free, D1 N1(u.) + D2 N2(u.) + D3+ N3+(u.)."""
 
     counts: dict
     discounts: tuple
@@ -264,23 +264,23 @@ def _check_kneser_ney_prob(model: "KneserNey", history: str, ch: str, order: int
 
 @checked_by(_check_kneser_ney_prob)
 def kneser_ney_prob(model: "KneserNey", history: str, ch: str, order: int) -> float:
-    """P_k(c | h) = (N(hc) - D(N(hc))) / N(h) + gamma(h) P_{k-1}(c | h'), k = 1 up.
+    """P_k(c | u) = (C(uc) - D(C(uc))) / C(u) + gamma(u) P_{k-1}(c | u'), k = 1 up.
 
-    At the top order N counts the training text; at every lower order N is the
-    continuation count (how many different characters precede the gram). D is
-    D1, D2 or D3+ of the order's table; gamma(h) = free(h) / N(h), the mass the
-    discounts took from h's followers. h' is h without its oldest character, and
-    P_0 = 1/V. An unseen context passes the lower order's probability on unchanged.
+    C counts the training text at the top order and is the continuation count
+    N1+(.g), the number of different characters seen before g, below it. C(u) sums
+    C(uc) over c; D is D1, D2 or D3+ of the order's table (D(0) = 0); gamma(u) =
+    free / C(u), where free is the mass the discounts took from u's followers. u'
+    is u without its oldest character, and P_0 = 1/V. An unseen u passes P_{k-1} on.
     """
     p = 1.0 / model.vocab_size                        # P_0: the uniform guess
     top = min(order, len(history) + 1)                # a short history: a lower order
     for k in range(1, top + 1):
         table = model.tables[k - 1]["raw" if k == top else "continuation"]
-        h = history[len(history) - k + 1:]            # the last k - 1 characters
-        total, free = table.contexts.get(h, (0, 0.0))
+        u = history[len(history) - k + 1:]            # the last k - 1 characters
+        total, free = table.contexts.get(u, (0, 0.0))
         if total == 0:
-            continue                                  # unseen context: keep P_{k-1}
-        n = table.counts.get(h + ch, 0)
+            continue                                  # unseen history: keep P_{k-1}
+        n = table.counts.get(u + ch, 0)
         p = (n - table.discount(n) + free * p) / total
     return p
 
