@@ -1,15 +1,15 @@
 """Chapter 7's comparisons, over five seeds, and its scan measurements.
 
-    python benchmarks/attention_and_scans.py --part reversal        # about 8 min on one core
+    python benchmarks/attention_and_scans.py --part reversal        # about 6 min on one core
     python benchmarks/attention_and_scans.py --part adding-recipe   # about 1 min
-    python benchmarks/attention_and_scans.py --part adding          # about 5 min
-    python benchmarks/attention_and_scans.py --part text            # about 4 min
+    python benchmarks/attention_and_scans.py --part adding          # about 6 min
+    python benchmarks/attention_and_scans.py --part text            # about 3 min
     python benchmarks/attention_and_scans.py --part scans           # tables only, no file
     python benchmarks/attention_and_scans.py --part adding --seeds 0 --search-seeds 0 --no-save
 
 Every comparison matches its models on parameters (the widths in ``attention_and_scans``) and
-gives each model its own learning rate: each rate of ``LR_GRID`` is tried with the search seeds
-and scored on the validation split only; the rate with the best mean validation score is then
+gives each model its own learning rate: each rate of ``LR_GRID`` (``ADDING_LR_GRID`` for the
+adding problem) is tried with the search seeds and scored on the validation split only; the rate with the best mean validation score is then
 trained with every seed and scored once on the test split. Each part writes its per-seed rows,
 search and final, to ``book_utils/results/attention_and_scans_<part>.json``, which the chapter
 reads.
@@ -52,7 +52,8 @@ SOURCES = {
                  "book_utils.attention_and_scans.BidirectionalEncoderDecoder",
                  "book_utils.attention_and_scans.AttentionEncoderDecoder",
                  "book_utils.attention_and_scans.additive_attention"],
-    "adding": ["book_utils.attention_and_scans.train_adding",
+    "adding": ["book_utils.attention_and_scans.ADDING_LR_GRID",
+               "book_utils.attention_and_scans.train_adding",
                "book_utils.attention_and_scans.ADDING_RECIPE",
                "book_utils.attention_and_scans.ADDING_WIDTHS",
                "book_utils.attention_and_scans.chrono_init",
@@ -84,17 +85,17 @@ def guarded(train, kind, lr, seed, final) -> dict:
         return {"seed": seed, "model": kind, "lr": lr, "diverged": True, "validation": None}
 
 
-def search_then_test(kinds, train, *, search_seeds, seeds) -> list[dict]:
+def search_then_test(kinds, train, *, search_seeds, seeds, grid=A.LR_GRID) -> list[dict]:
     """``train(kind, lr, seed, final)`` returns a row; final rows are scored on the test split.
     The rate with the lowest mean validation score wins; one diverged run rules a rate out."""
     rows = []
     for kind in kinds:
         search = [{"phase": "search", **guarded(train, kind, lr, seed, False)}
-                  for lr in A.LR_GRID for seed in search_seeds]
+                  for lr in grid for seed in search_seeds]
         rows += search
         mean = {lr: statistics.fmean(r["validation"] if not r["diverged"] else float("inf")
                                      for r in search if r["lr"] == lr)
-                for lr in A.LR_GRID}
+                for lr in grid}
         best = min(mean, key=mean.get)
         print(f"{kind}: validation by rate {({k: round(v, 4) for k, v in mean.items()})}, "
               f"chose {best}", flush=True)
@@ -148,7 +149,7 @@ def adding(args) -> list[dict]:
         return row
 
     return search_then_test(A.ADDING_WIDTHS, train, search_seeds=args.search_seeds,
-                            seeds=args.seeds)
+                            seeds=args.seeds, grid=A.ADDING_LR_GRID)
 
 
 def text_part(args) -> list[dict]:

@@ -7,13 +7,21 @@ Two groups of helpers, both for Chapter 7 only:
   products (:func:`naive_scan`, which breaks on long sequences) and all at once in
   log space (:func:`log_scan`, Heinsen 2023), with :func:`parallel_scan` for inputs
   of either sign (:func:`chunked_log_scan` bounds its float32 error); the
+  associative scan: the operator on pairs (:func:`combine`), the Hillis-Steele scan
+  (:func:`hillis_steele_scan`), its rounds (:func:`scan_schedule`,
+  :func:`draw_scan_tree`) and :func:`time_scans` with :func:`plot_timings`; the
   recurrent layers :class:`MinGRU` and :class:`MinLSTM` (Feng et al. 2024) built
   on it, :func:`chrono_init` for their gates, and the drivers that compare them
-  with ``nn.GRU`` and ``nn.LSTM``: :func:`train_adding`, :class:`CharModel` with
-  :func:`train_char_model`, :func:`time_recurrences` and :func:`plot_timings`;
+  with ``nn.GRU`` and ``nn.LSTM`` at equal parameters (:func:`match_width`):
+  :func:`train_adding`, :class:`CharModel` with :func:`train_char_model`;
 - **attention**: :func:`additive_attention` (Bahdanau et al. 2015) with padded
-  source positions masked, the :class:`AttentionEncoderDecoder` that uses it,
-  and :func:`plot_attention`.
+  source positions masked, the :class:`AttentionEncoderDecoder` that uses it and
+  its control without attention, :class:`BidirectionalEncoderDecoder`; the reversal
+  drivers (:func:`reversal_splits`, :func:`train_reverser`, :func:`reversal_loss`,
+  :func:`exact_match_by_length`); :func:`plot_attention` and
+  :func:`draw_attention_decoder`;
+- **results over seeds**, read from ``book_utils/results`` (written by
+  ``benchmarks/attention_and_scans.py``): :func:`seed_summary`, :func:`paired_wins`.
 
 Tensors are batch first: (batch, time, features).
 """
@@ -157,6 +165,20 @@ def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float
 # --------------------------------------------------------------- the associative scan
 
 
+def _check_combine(first: tuple[torch.Tensor, torch.Tensor],
+                   second: tuple[torch.Tensor, torch.Tensor]) -> None:
+    shapes = []
+    for name, pair in (("first", first), ("second", second)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair (a, b) of tensors, got {type(pair).__name__}")
+        for part, tensor in zip("ab", pair):
+            check_tensor(f"{name}'s {part}", tensor, floating=True)
+            shapes.append(tuple(tensor.shape))
+    if len(set(shapes)) > 1:
+        raise ValueError(f"the a and b of first and second must have one shape, got {shapes}")
+
+
+@checked_by(_check_combine)
 def combine(first: tuple[torch.Tensor, torch.Tensor],
             second: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2): the step h -> a1 h + b1, then h -> a2 h + b2."""
@@ -596,6 +618,8 @@ def chrono_init(layer: nn.Module, max_lag: int, *, seed: int = 0) -> torch.Tenso
 # Learning rates tried for every model of a comparison; each model gets the one with the best
 # validation score (benchmarks/attention_and_scans.py).
 LR_GRID = (3e-3, 1e-2, 3e-2, 1e-1)
+# On the adding problem two layers chose LR_GRID's largest rate, so the search goes one further.
+ADDING_LR_GRID = LR_GRID + (3e-1,)
 # Recurrent layers compared at the parameter count of the GRU with 32 units (adding problem)
 # and 128 units (text), as match_width finds them.
 ADDING_WIDTHS = {"mingru": 498, "gru": 32, "lstm": 27}
@@ -953,3 +977,18 @@ def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
             line[value] = f"{group['mean']:.{digits}f} ± {group['std']:.{digits}f}"
             line["seeds"] = group["n"]
     return pd.DataFrame.from_dict(table, orient="index").rename_axis(by)
+
+
+def paired_wins(rows: Sequence[dict], first: str, second: str, value: str = "test") -> int:
+    """The number of seeds in which model ``first`` scores lower ``value`` than ``second``."""
+    check_type("first", first, str)
+    check_type("second", second, str)
+    score = {}
+    for row in rows:
+        if not isinstance(row, dict) or any(k not in row for k in ("model", "seed", value)):
+            raise ValueError(f"rows must be dicts with 'model', 'seed' and {value!r}, got {row!r:.80}")
+        score[row["model"], row["seed"]] = row[value]
+    seeds = {s for m, s in score if m == first} & {s for m, s in score if m == second}
+    if not seeds:
+        raise ValueError(f"no seed has runs of both {first!r} and {second!r}")
+    return sum(score[first, s] < score[second, s] for s in seeds)

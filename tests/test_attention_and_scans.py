@@ -528,3 +528,34 @@ def test_char_model_checks_the_state_it_is_given(kind):
     bad = (h.double(), state[1]) if kind == "lstm" else h.double()
     with pytest.raises(TypeError, match="must have the dtype of the CharModel's weights"):
         model(x, bad)
+
+
+# ---------------------------------------------------------------- results over seeds
+
+
+def test_seed_summary_and_paired_wins_read_per_seed_rows():
+    rows = [{"seed": s, "model": m, "test": s + (0.5 if m == "b" else 0.0)}
+            for m in ("a", "b") for s in range(5)]
+    rows[0]["test"] = 9.0                                  # seed 0: a loses once
+    table = A.seed_summary(rows, "model", ["test"], digits=2)
+    assert list(table.index) == ["a", "b"] and list(table["seeds"]) == [5, 5]
+    assert table.loc["b", "test"] == "2.50 ± 1.58"
+    assert A.paired_wins(rows, "a", "b") == 4 and A.paired_wins(rows, "b", "a") == 1
+    with pytest.raises(ValueError, match="rows must be a non-empty list of dicts with 'model'"):
+        A.seed_summary(rows, "model", ["accuracy"])
+    with pytest.raises(TypeError, match="values must be a non-empty list"):
+        A.seed_summary(rows, "model", "test")
+    with pytest.raises(ValueError, match="no seed has runs of both 'a' and 'c'"):
+        A.paired_wins(rows, "a", "c")
+    with pytest.raises(ValueError, match="rows must be dicts with 'model', 'seed' and 'loss'"):
+        A.paired_wins(rows, "a", "b", value="loss")
+
+
+def test_combine_names_bad_pairs():
+    pair = (torch.rand(2, 3), torch.randn(2, 3))
+    with pytest.raises(TypeError, match="first must be a pair"):
+        A.combine(torch.rand(2, 3), pair)
+    with pytest.raises(ValueError, match="must have one shape"):
+        A.combine(pair, (torch.rand(2, 3), torch.randn(3, 2)))
+    with pytest.raises(TypeError, match="second's b must be a floating-point tensor"):
+        A.combine(pair, (torch.rand(2, 3), torch.ones(2, 3, dtype=torch.long)))
