@@ -843,6 +843,8 @@ def plot_timings(timings: dict[str, list[dict]]) -> Figure:
         for k, name in enumerate(forms):
             ax.loglog(lengths, [1000 * r[name] for r in rows], marker=markers[k % 5], ms=4,
                       color=plots.CYCLE[k % len(plots.CYCLE)], label=name)
+        ax.set_xticks(lengths, [str(T) for T in lengths])
+        ax.minorticks_off()
         ax.set_title(setting, fontsize=10)
         ax.set_xlabel("sequence length T")
         ax.set_ylabel("time (ms)")
@@ -961,7 +963,8 @@ def draw_attention_decoder() -> Figure:
 def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
                  digits: int = 3) -> "pd.DataFrame":
     """One line per group of ``by``: each value as "mean ± sd" over the rows' seeds, and the
-    number of seeds. The sd is the sample standard deviation, shown with ``digits`` decimals."""
+    number of seeds. The sd is the sample standard deviation, shown with ``digits`` decimals;
+    a value that is the same in every seed of a group (a setting) is shown alone."""
     import pandas as pd                                   # the chapters' table library
 
     check_type("by", by, str)
@@ -974,7 +977,10 @@ def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
     for value in values:
         for group in results.summarize(rows, by, value):
             line = table.setdefault(group[by], {})
-            line[value] = f"{group['mean']:.{digits}f} ± {group['std']:.{digits}f}"
+            if group["min"] == group["max"]:
+                line[value] = f"{group['mean']:g}"
+            else:
+                line[value] = f"{group['mean']:.{digits}f} ± {group['std']:.{digits}f}"
             line["seeds"] = group["n"]
     return pd.DataFrame.from_dict(table, orient="index").rename_axis(by)
 
