@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -595,7 +596,8 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     ``run`` is a history of :func:`train_for_steps` with validation: its training
     windows' losses (each taken before the update it causes, averaged over ``smooth``
     windows) and its validation scores. ``seeds`` maps a model's name to one
-    ``(val_steps, validation bpc)`` pair per seed, drawn as their mean and range.
+    ``(val_steps, validation bpc)`` pair per seed, drawn as their mean (a line style
+    per model) and range.
     ``baseline`` (the n-gram model's validation bpc) is the dashed line in both.
     """
     check_type("run", run, dict)
@@ -610,10 +612,11 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     left.plot(run["val_steps"], val_bits, "o-", color=CYCLE[1], label="validation text")
     left.set_title("one run", fontsize=10)
     lowest, first = min(baseline, float(bits.min()), min(val_bits)), [val_bits[0]]
-    for (name, curves), colour in zip(seeds.items(), CYCLE):
+    styles = ("-", "-.", ":", (0, (6, 1)), (0, (3, 1, 1, 1, 1, 1)))   # the n-gram is "--"
+    for (name, curves), colour, style in zip(seeds.items(), CYCLE, itertools.cycle(styles)):
         values = np.array([bpc for _, bpc in curves])             # (seeds, points)
         mean = values.mean(axis=0)
-        right.plot(curves[0][0], mean, "o-", ms=3, color=colour, label=name)
+        right.plot(curves[0][0], mean, marker="o", ls=style, ms=3, color=colour, label=name)
         right.fill_between(curves[0][0], values.min(axis=0), values.max(axis=0), color=colour,
                            alpha=0.2)
         lowest, first = min(lowest, float(values.min())), first + [float(mean[0])]
@@ -621,8 +624,8 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     for ax in (left, right):
         ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
         ax.set_xlabel("updates")
+        ax.set_ylabel("bits per character")
         ax.legend(fontsize=8)
-    left.set_ylabel("bits per character")
     left.set_ylim(lowest - 0.1, max(first) + 0.2)   # the first windows (about 6.6 bits) fall off
     fig.tight_layout()
     return fig

@@ -298,6 +298,10 @@ class KneserNey:
     the top order and continuation counts below it; interpolation down to the
     uniform distribution over the vocabulary. Any order up to ``max_order`` can be
     asked for without counting again. Every character must be in ``vocab``.
+
+    ``tables[k - 1]`` holds order k's counts, ``"raw"`` (of the training text) and
+    ``"continuation"``: each has ``counts`` (string -> C), ``discounts`` (D1, D2, D3+)
+    and ``contexts`` (history u -> (C(u), mass its discounts set free)).
     """
 
     def __init__(self, text: str, max_order: int, vocab: CharVocabulary) -> None:

@@ -430,8 +430,6 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "language_model.train_for_steps": lambda: (lm.train_for_steps, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(),
         steps=2, lr=0.01, state="carry", clip_norm=1.0, device="cpu")),
-    "language_model.budget_steps": lambda: (lm.budget_steps, dict(
-        kind="lstm", num_layers=1, seconds=1.0)),
     "language_model.held_out_bits": lambda: (lm.held_out_bits, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
     "language_model.next_char_probs": lambda: (lm.next_char_probs, dict(

@@ -109,7 +109,8 @@ SAMPLES = {
     "plot_state_trajectories": lambda: memory_cells.plot_state_trajectories(
         torch.randn(20, 28, 2), torch.arange(20) % 2, [0, 1]),
     "plot_learning_curves": lambda: language_model.plot_learning_curves(
-        {"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2),
+        {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]},
+        {"a": [([2, 4], [2.1, 1.8])] * 2, "b": [([2, 4], [2.5, 2.2])] * 2}, baseline=1.5, smooth=2),
     "plot_unit_activity": lambda: language_model.plot_unit_activity(
         "ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])}),
     "draw_unrolled_rnn": lambda: recurrent_neurons.draw_unrolled_rnn(3, output="y"),
