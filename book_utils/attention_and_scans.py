@@ -72,10 +72,10 @@ def linear_recurrence_loop(a: torch.Tensor, b: torch.Tensor,
 
 @checked_by(_check_recurrence)
 def naive_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """All steps at once: h_t = A_t (h_0 + sum_{s<=t} b_s / A_s), A_t = a_1 ... a_t (Equation 5)."""
-    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
-    A = a.cumprod(dim=1)                                   # underflows to 0 for long t
-    return A * (h0[:, None] + (b / A).cumsum(dim=1))
+    """All steps at once: h_t = P_t (h_{-1} + sum_{s<=t} b_s / P_s), P_t = a_0 ... a_t (Equation 5)."""
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0   # h_{-1}
+    P = a.cumprod(dim=1)                                   # underflows to 0 for long t
+    return P * (h0[:, None] + (b / P).cumsum(dim=1))
 
 
 def _check_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> None:
@@ -92,8 +92,8 @@ def _check_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tens
 
 @checked_by(_check_log_scan)
 def log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> torch.Tensor:
-    """log h_t for h_t = a_t h_{t-1} + b_t with b, h_0 > 0, all steps at once (Equation 6)."""
-    log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step 0 holds h_0
+    """log h_t for h_t = a_t h_{t-1} + b_t with b, h_{-1} > 0, all steps at once (Equation 6)."""
+    log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step -1: h_{-1}
     log_b = torch.cat([log_h0[:, None], log_b], dim=1)
     a_star = log_a.cumsum(dim=1)                           # log(a_1 ... a_t)
     log_h = a_star + torch.logcumsumexp(log_b - a_star, dim=1)
@@ -181,9 +181,9 @@ def _check_combine(first: tuple[torch.Tensor, torch.Tensor],
 @checked_by(_check_combine)
 def combine(first: tuple[torch.Tensor, torch.Tensor],
             second: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2): the step h -> a1 h + b1, then h -> a2 h + b2."""
-    (a1, b1), (a2, b2) = first, second
-    return a1 * a2, a2 * b1 + b2
+    """(a, b) o (a', b') = (a a', a' b + b'): first h -> a h + b, then h -> a' h + b' (Equation 7)."""
+    (a, b), (a_next, b_next) = first, second
+    return a * a_next, a_next * b + b_next
 
 
 @checked_by(_check_recurrence)
@@ -191,8 +191,8 @@ def hillis_steele_scan(a: torch.Tensor, b: torch.Tensor,
                        h0: torch.Tensor | None = None) -> torch.Tensor:
     """h_t = a_t * h_{t-1} + b_t by an associative scan: ceil(log2 T) rounds of :func:`combine`.
 
-    Round r combines every position t with the one 2^r steps before it, all t at
-    once; after the last round position t holds the pair of steps 0..t.
+    Round r = 1, 2, ... combines every position t with the one 2^(r-1) steps before
+    it, all t at once; after the last round position t holds the pair of steps 0..t.
     """
     h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
     shift = 1
@@ -359,6 +359,7 @@ class BidirectionalEncoderDecoder(models.EncoderDecoder):
     """
 
     def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64) -> None:
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
         hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         if hidden_size % 2:
             raise ValueError(f"hidden_size must be even (half for each direction), got {hidden_size}")
@@ -401,6 +402,8 @@ class AttentionEncoderDecoder(BidirectionalEncoderDecoder):
     def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64,
                  attention_size: int | None = None) -> None:
         super().__init__(vocab_size, embedding_size, hidden_size)
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         attention_size = check_int("attention_size",
                                    hidden_size if attention_size is None else attention_size,
                                    minimum=1)
@@ -967,18 +970,24 @@ def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
     a value that is the same in every seed of a group (a setting) is shown alone."""
     import pandas as pd                                   # the chapters' table library
 
+    check_type("rows", rows, (list, tuple))
     check_type("by", by, str)
     check_int("digits", digits, minimum=0)
-    if isinstance(values, str) or not values:
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
         raise TypeError(f"values must be a non-empty list of column names, got {values!r}")
-    if not rows or any(by not in row or any(v not in row for v in values) for row in rows):
-        raise ValueError(f"rows must be a non-empty list of dicts with {by!r} and {list(values)}")
+    if not rows:
+        raise ValueError("rows must hold at least one row, got an empty list")
+    for row in rows:
+        if not isinstance(row, dict) or by not in row or any(v not in row for v in values):
+            raise ValueError(f"rows must be dicts with {by!r} and {list(values)}, got {row!r:.80}")
     table = {}
     for value in values:
         for group in results.summarize(rows, by, value):
             line = table.setdefault(group[by], {})
-            if group["min"] == group["max"]:
-                line[value] = f"{group['mean']:g}"
+            if group["min"] == group["max"]:             # a setting: no spread to show
+                mean = group["mean"]
+                line[value] = (f"{mean:.0f}" if mean == int(mean) and abs(mean) >= 2
+                               else f"{mean:.{digits}f}")
             else:
                 line[value] = f"{group['mean']:.{digits}f} ± {group['std']:.{digits}f}"
             line["seeds"] = group["n"]
@@ -987,8 +996,12 @@ def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
 
 def paired_wins(rows: Sequence[dict], first: str, second: str, value: str = "test") -> int:
     """The number of seeds in which model ``first`` scores lower ``value`` than ``second``."""
+    check_type("rows", rows, (list, tuple))
     check_type("first", first, str)
     check_type("second", second, str)
+    check_type("value", value, str)
+    if not rows:
+        raise ValueError("rows must hold at least one row, got an empty list")
     score = {}
     for row in rows:
         if not isinstance(row, dict) or any(k not in row for k in ("model", "seed", value)):

@@ -541,7 +541,7 @@ def test_seed_summary_and_paired_wins_read_per_seed_rows():
     assert list(table.index) == ["a", "b"] and list(table["seeds"]) == [5, 5]
     assert table.loc["b", "test"] == "2.50 ± 1.58"
     assert A.paired_wins(rows, "a", "b") == 4 and A.paired_wins(rows, "b", "a") == 1
-    with pytest.raises(ValueError, match="rows must be a non-empty list of dicts with 'model'"):
+    with pytest.raises(ValueError, match=r"rows must be dicts with 'model' and \['accuracy'\], got"):
         A.seed_summary(rows, "model", ["accuracy"])
     with pytest.raises(TypeError, match="values must be a non-empty list"):
         A.seed_summary(rows, "model", "test")

@@ -496,6 +496,9 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "attention_and_scans.exact_match_by_length": lambda: (scans.exact_match_by_length, dict(
         model=scans.BidirectionalEncoderDecoder(13, 3, 4), sources=["123", "45"],
         targets=["321", "54"])),
+    "attention_and_scans.paired_wins": lambda: (scans.paired_wins, dict(
+        rows=[{"seed": s, "model": m, "test": s + (m == "a")} for s in range(3) for m in "ab"],
+        first="a", second="b", value="test")),
     "attention_and_scans.seed_summary": lambda: (scans.seed_summary, dict(
         rows=[{"seed": s, "model": "a", "x": float(s)} for s in range(3)], by="model",
         values=["x"], digits=2)),
