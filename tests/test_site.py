@@ -100,6 +100,8 @@ SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
     "plot_digit_rows": lambda: recurrent_neurons.plot_digit_rows(torch.rand(28, 28), label=3),
     "plot_attention": lambda: attention_and_scans.plot_attention([torch.rand(4, 3)], ["123"], ["321"]),
+    "draw_scan_tree": lambda: attention_and_scans.draw_scan_tree(4),
+    "draw_attention_decoder": lambda: attention_and_scans.draw_attention_decoder(),
     "plot_timings": lambda: attention_and_scans.plot_timings(
         {"small": [{"T": 64, "loop": 1e-3, "scan": 5e-4, "nn.GRU": 2e-3},
                    {"T": 256, "loop": 4e-3, "scan": 1e-3, "nn.GRU": 8e-3}]}),
