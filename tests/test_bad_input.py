@@ -400,6 +400,18 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "text.stream_batches": lambda: (text.stream_batches, dict(
         ids=torch.arange(20) % 5, batch_size=2, window=3)),
     "text.bits_per_char": lambda: (text.bits_per_char, dict(loss_nats=1.0)),
+    "text.kneser_ney_discounts": lambda: (text.kneser_ney_discounts, dict(
+        counts={"ab": 1, "bc": 2, "cd": 3, "de": 4, "ef": 1, "fa": 2})),
+    "text.kneser_ney_prob": lambda: (text.kneser_ney_prob, dict(
+        model=text.KneserNey(PASSAGE, 3, VOCAB), history="ab", ch="c", order=3)),
+    "text.KneserNey": lambda: (text.KneserNey, dict(text=PASSAGE, max_order=3, vocab=VOCAB)),
+    "text.KneserNey.discounts": lambda: (text.KneserNey(PASSAGE, 3, VOCAB).discounts, dict(order=2)),
+    "text.KneserNey.prob": lambda: (text.KneserNey(PASSAGE, 3, VOCAB).prob, dict(
+        history="ab", ch="c", order=2)),
+    "text.KneserNey.distribution": lambda: (text.KneserNey(PASSAGE, 3, VOCAB).distribution, dict(
+        history="ab", order=3)),
+    "text.KneserNey.bits_per_char": lambda: (text.KneserNey(PASSAGE, 3, VOCAB).bits_per_char, dict(
+        text="ab ca.", order=3)),
     # --- chapter 3: memory_cells
     "memory_cells.make_recall_task": lambda: (memory_cells.make_recall_task, dict(
         n=4, seq_len=5, lag=2, n_symbols=3, seed=0)),
@@ -556,6 +568,8 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
                                                          dict(v=torch.randn(2, 3))),
     "sequence_shapes.last_step_accuracy": lambda: (shapes.last_step_accuracy, dict(
         logits=torch.randn(2, 5, 3), lengths=torch.tensor([5, 2]), labels=torch.tensor([0, 2]))),
+    "sequence_shapes.reversal_pairs_by_length": lambda: (shapes.reversal_pairs_by_length, dict(
+        per_length=3, min_length=2, max_length=4, exclude=["12"], seed=0)),
     "sequence_shapes.CroppedBatches": lambda: (shapes.CroppedBatches, dict(
         x=torch.randn(4, 5, 3), lengths=torch.tensor([5, 2, 3, 1]), y=torch.arange(4) % 2,
         batch_size=2, shuffle=True, seed=0)),
@@ -580,8 +594,6 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "language_model.train_for_steps": lambda: (lm.train_for_steps, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(),
         steps=2, lr=0.01, state="carry", clip_norm=1.0, device="cpu")),
-    "language_model.budget_steps": lambda: (lm.budget_steps, dict(
-        kind="lstm", num_layers=1, seconds=1.0)),
     "language_model.held_out_bits": lambda: (lm.held_out_bits, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
     "language_model.next_char_probs": lambda: (lm.next_char_probs, dict(
@@ -600,6 +612,14 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         states=torch.randn(10, 4), features={"f": torch.randn(10)})),
     "language_model.units_above": lambda: (lm.units_above, dict(
         correlations={"f": torch.tensor([0.1, -0.6, 0.7])}, threshold=0.5)),
+    "language_model.train_recipe": lambda: (lm.train_recipe, dict(
+        name="GRU", vocab_size=5, windows=_windows(), lr=0.01, seed=0, dropout=0.0,
+        state="carry", val_windows=_windows(), steps=2, device="cpu")),
+    "language_model.bits_by_position": lambda: (lm.bits_by_position, dict(
+        model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(),
+        state="reset", device="cpu")),
+    "language_model.sample_ngram": lambda: (lm.sample_ngram, dict(
+        model=text.KneserNey(PASSAGE, 3, VOCAB), prompt="ab", length=5, order=2, seed=0)),
     # --- chapter 12: attention_and_scans
     "attention_and_scans.linear_recurrence_loop": lambda: (scans.linear_recurrence_loop, dict(
         a=torch.rand(2, 5, 3), b=torch.randn(2, 5, 3), h0=torch.randn(2, 3))),
@@ -626,10 +646,34 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         mask=torch.tensor([[True, True, False], [True, True, True]]), v=torch.randn(4))),
     "attention_and_scans.AttentionEncoderDecoder": lambda: (scans.AttentionEncoderDecoder, dict(
         vocab_size=8, embedding_size=3, hidden_size=4, attention_size=5)),
-    "attention_and_scans.AttentionEncoderDecoder.encode_all": lambda: (
-        scans.AttentionEncoderDecoder(8, 3, 4).encode_all, _encdec_args()),
-    "attention_and_scans.AttentionEncoderDecoder.encode": lambda: (
-        scans.AttentionEncoderDecoder(8, 3, 4).encode, _encdec_args()),
+    "attention_and_scans.BidirectionalEncoderDecoder": lambda: (
+        scans.BidirectionalEncoderDecoder, dict(vocab_size=8, embedding_size=3, hidden_size=4)),
+    "attention_and_scans.BidirectionalEncoderDecoder.encode_all": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).encode_all, _encdec_args()),
+    "attention_and_scans.BidirectionalEncoderDecoder.encode": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).encode, _encdec_args()),
+    "attention_and_scans.combine": lambda: (scans.combine, dict(
+        first=(torch.rand(2, 3), torch.randn(2, 3)), second=(torch.rand(2, 3), torch.randn(2, 3)))),
+    "attention_and_scans.hillis_steele_scan": lambda: (scans.hillis_steele_scan, dict(
+        a=torch.rand(2, 5, 3), b=torch.randn(2, 5, 3), h0=torch.randn(2, 3))),
+    "attention_and_scans.scan_schedule": lambda: (scans.scan_schedule, dict(T=8)),
+    "attention_and_scans.time_scans": lambda: (scans.time_scans, dict(
+        lengths=[2, 3], batch_size=2, hidden_size=4, repeats=1)),
+    "attention_and_scans.match_width": lambda: (scans.match_width, dict(
+        build=lambda w: nn.Linear(3, w), target=40, step=1)),
+    "attention_and_scans.reversal_splits": lambda: (scans.reversal_splits, {}),
+    "attention_and_scans.reversal_loss": lambda: (scans.reversal_loss, dict(
+        model=scans.BidirectionalEncoderDecoder(13, 3, 4), sources=["123", "45"],
+        targets=["321", "54"])),
+    "attention_and_scans.exact_match_by_length": lambda: (scans.exact_match_by_length, dict(
+        model=scans.BidirectionalEncoderDecoder(13, 3, 4), sources=["123", "45"],
+        targets=["321", "54"])),
+    "attention_and_scans.paired_wins": lambda: (scans.paired_wins, dict(
+        rows=[{"seed": s, "model": m, "test": s + (m == "a")} for s in range(3) for m in "ab"],
+        first="a", second="b", value="test")),
+    "attention_and_scans.seed_summary": lambda: (scans.seed_summary, dict(
+        rows=[{"seed": s, "model": "a", "x": float(s)} for s in range(3)], by="model",
+        values=["x"], digits=2)),
     "attention_and_scans.AttentionEncoderDecoder.forward": lambda: (
         scans.AttentionEncoderDecoder(8, 3, 4).forward,
         dict(_encdec_args(), decoder_inputs=torch.tensor([[1, 4], [1, 5]]))),
@@ -637,22 +681,33 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         scans.AttentionEncoderDecoder(8, 3, 4).decode_with_attention, dict(_encdec_args(), max_steps=3)),
     "attention_and_scans.AttentionEncoderDecoder.greedy_decode": lambda: (
         scans.AttentionEncoderDecoder(8, 3, 4).greedy_decode, dict(_encdec_args(), max_steps=3)),
+    "attention_and_scans.BidirectionalEncoderDecoder.forward": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).forward,
+        dict(_encdec_args(), decoder_inputs=torch.tensor([[1, 4], [1, 5]]))),
+    "attention_and_scans.BidirectionalEncoderDecoder.greedy_decode": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).greedy_decode, dict(_encdec_args(), max_steps=3)),
+    "attention_and_scans.AttentionEncoderDecoder.encode_all": lambda: (
+        scans.AttentionEncoderDecoder(8, 3, 4).encode_all, _encdec_args()),
+    "attention_and_scans.AttentionEncoderDecoder.encode": lambda: (
+        scans.AttentionEncoderDecoder(8, 3, 4).encode, _encdec_args()),
+    "attention_and_scans.train_reverser": lambda: (scans.train_reverser, dict(
+        kind="attention", splits={"train": (["123", "4567"], ["321", "7654"])}, lr=0.01, seed=0,
+        steps=2, device="cpu")),
     "attention_and_scans.make_layer": lambda: (scans.make_layer, dict(
         kind="minlstm", input_size=3, hidden_size=4)),
     "attention_and_scans.chrono_init": lambda: (scans.chrono_init, dict(
         layer=scans.MinGRU(3, 4), max_lag=10, seed=0)),
     "attention_and_scans.train_adding": lambda: (scans.train_adding, dict(
-        kind="mingru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01, seed=0,
-        n_test=4, device="cpu")),
-    "attention_and_scans.time_recurrences": lambda: (scans.time_recurrences, dict(
-        lengths=[2, 3], batch_size=2, input_size=3, hidden_size=4, repeats=1, device="cpu")),
+        kind="mingru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01,
+        clip_norm=1.0, schedule="cosine", head_at_mean=True, fresh=False, mode="loop", seed=0,
+        n_eval=4, test=True, device="cpu")),
     "attention_and_scans.CharModel": lambda: (scans.CharModel, dict(
-        kind="mingru", vocab_size=6, embedding_size=3, hidden_size=4)),
+        kind="mingru", vocab_size=6, embedding_size=3, hidden_size=4, mode="loop")),
     "attention_and_scans.CharModel.forward": lambda: (scans.CharModel("gru", 6, 3, 4).forward, dict(
         x=torch.tensor([[0, 1, 2], [3, 4, 5]]), state=torch.randn(1, 2, 4))),
     "attention_and_scans.train_char_model": lambda: (scans.train_char_model, dict(
         kind="mingru", train_windows=_windows(), validation_windows=_windows(), hidden_size=4,
-        epochs=1, lr=0.01, seed=0, device="cpu")),
+        epochs=1, lr=0.01, mode="loop", seed=0, device="cpu")),
     "attention_and_scans.crossover": lambda: (scans.crossover, dict(
         rows=[{"T": 1, "a": 2.0, "b": 1.0}, {"T": 2, "a": 1.0, "b": 2.0}], fast="a", slow="b")),
     # --- displayed equations (their checks run through @checked_by)
@@ -728,14 +783,17 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         per_class=2, explained=torch.tensor([0.5, 0.3]))),
     "sequence_shapes.draw_sequence_shapes": lambda: (shapes.draw_sequence_shapes, {}),
     "language_model.plot_learning_curves": lambda: (lm.plot_learning_curves, dict(
-        histories={"a": _full_history()}, smooth=2)),
+        run={"step_loss": [2.0, 1.5, 1.2, 1.0], "val_loss": [1.4, 1.1], "val_steps": [2, 4]},
+        seeds={"a": [([2, 4], [2.0, 1.6])] * 2}, baseline=1.5, smooth=2)),
     "language_model.plot_unit_activity": lambda: (lm.plot_unit_activity, dict(
         passage="ab c\nde", panels={"u": torch.randn(7)}, width=10)),
     "attention_and_scans.plot_timings": lambda: (scans.plot_timings, dict(
         timings={"cpu": [{"T": 1, "loop": 0.1, "scan": 0.2, "nn.GRU": 0.1},
                          {"T": 2, "loop": 0.2, "scan": 0.2, "nn.GRU": 0.1}]})),
     "attention_and_scans.plot_attention": lambda: (scans.plot_attention, dict(
-        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"])),
+        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"])),
+    "attention_and_scans.draw_scan_tree": lambda: (scans.draw_scan_tree, dict(T=8)),
+    "attention_and_scans.draw_attention_decoder": lambda: (scans.draw_attention_decoder, {}),
 }
 
 
@@ -1059,6 +1117,11 @@ KNOWN_VALID: dict[str, set[str]] = {
     "language_model.NGramModel.prob:order": {"zero"},
     "language_model.NGramModel.distribution:order": {"zero"},
     "language_model.NGramModel.bits_per_char:order": {"zero"},
+    "language_model.sample_ngram:order": {"zero"},
+    "text.kneser_ney_prob:order": {"zero"},
+    "text.KneserNey.prob:order": {"zero"},
+    "text.KneserNey.distribution:order": {"zero"},
+    "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
@@ -1088,7 +1151,7 @@ KNOWN_VALID: dict[str, set[str]] = {
 ALIASES = {
     "cells.one_layer_state:value": "h0",               # the name it is given
     "plots.as_numpy:value": "x",
-    "attention_and_scans.time_recurrences:lengths": "each length",
+    "attention_and_scans.time_scans:lengths": "each length",
     "data.Vocabulary.encode:texts": "each text",
     "lstm_gates.LSTMCell.forward:state": "h",          # state is (h, c)
     "training.train_classifier:train_loader": "batches",  # fit's name for it
