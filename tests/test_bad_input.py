@@ -791,7 +791,8 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         timings={"cpu": [{"T": 1, "loop": 0.1, "scan": 0.2, "nn.GRU": 0.1},
                          {"T": 2, "loop": 0.2, "scan": 0.2, "nn.GRU": 0.1}]})),
     "attention_and_scans.plot_attention": lambda: (scans.plot_attention, dict(
-        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"])),
+        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"],
+        marks=[1])),
     "attention_and_scans.draw_scan_tree": lambda: (scans.draw_scan_tree, dict(T=8)),
     "attention_and_scans.draw_attention_decoder": lambda: (scans.draw_attention_decoder, {}),
 }
@@ -1132,6 +1133,8 @@ KNOWN_VALID: dict[str, set[str]] = {
     "data.stream_windows:y": {"float dtype", "id out of range", "negative id"},
     # an estimate that overflowed has an infinite error: that is the answer, not a score
     "attention_and_scans.max_relative_error:estimate": {"all nan"},
+    # a map with no step to outline: None is what marks holds for it
+    "attention_and_scans.plot_attention:marks": {"list of None"},
     # any module has parameters to count, a device and parameters to optimise
     "models.count_parameters:model": {"wrong module"},
     "training.model_device:model": {"wrong module"},
