@@ -498,10 +498,11 @@ def draw_sequence_shapes() -> Figure:
     before the first step, h_{-1}, and is the input at every step. Bottom right,
     encoder to decoder: the source a_0 a_1 a_2 is read into one state s, which
     is the decoder's state before its first step, d_{-1} = s; the decoder reads
-    b_{-1}, the start token <sos>, first, then each target token it has written.
-    Wherever no initial state is drawn, it is zeros.
+    b_{-1}, the start token <sos>, first, then each target token it has written,
+    and its fourth output b_3 is the end token <eos>: four decoder steps for three
+    digits. Wherever no initial state is drawn, it is zeros.
     """
-    fig, ax = diagram_axes(17.1, 7.6, figsize=(10.8, 4.9))
+    fig, ax = diagram_axes(18.6, 7.6, figsize=(11.7, 4.9))
     xs = [f"$x_{{{t}}}$" for t in range(4)]
     ys = [f"$y_{{{t}}}$" for t in range(4)]
     hs = [f"$h_{{{t}}}$" for t in range(4)]
@@ -511,20 +512,23 @@ def draw_sequence_shapes() -> Figure:
     _shape_panel(ax, 0.0, bottom, "vector \u2192 sequence", ["$v$"] * 5, [None] + ys,
                  ["$h_{-1}$"] + hs)
     encoder = [f"$e_{{{i}}}$" for i in range(3)]
-    decoder = [f"$d_{{{j}}}$" for j in range(3)]
-    bs = [f"$b_{{{j}}}$" for j in range(3)]
+    decoder = [f"$d_{{{j}}}$" for j in range(4)]
+    bs = [f"$b_{{{j}}}$" for j in range(4)]
     _shape_panel(ax, right, bottom, "encoder \u2192 decoder",
-                 [f"$a_{{{i}}}$" for i in range(3)] + ["$b_{-1}$"] + bs[:2],
+                 [f"$a_{{{i}}}$" for i in range(3)] + ["$b_{-1}$"] + bs[:3],
                  [None, None, None] + bs, encoder + decoder)
-    # Each decoder output becomes the next decoder input.
-    centre = [right + 0.5 + _SHAPE_STEP * t for t in range(6)]
-    for t in (3, 4):
+    # Each decoder output but the end token becomes the next decoder input.
+    centre = [right + 0.5 + _SHAPE_STEP * t for t in range(7)]
+    for t in (3, 4, 5):
         draw_arrow(ax, (centre[t] + 0.45, bottom + 2.55), (centre[t + 1] - 0.45, bottom + 0.65))
+    ax.text(centre[6], bottom + 3.1, "end token", ha="center", va="bottom",
+            fontsize=DIAGRAM["font"] - 2)
+    ax.text(centre[3], bottom - 0.25, "start token", ha="center", fontsize=DIAGRAM["font"] - 2)
     split = (centre[2] + centre[3]) / 2
     ax.text(split, bottom + 1.85, "$s$", ha="center", va="bottom", fontsize=DIAGRAM["font"])
     ax.plot([split, split], [bottom - 0.1, bottom + 1.4], ls=":", color=DIAGRAM["edge"])
     ax.plot([split, split], [bottom + 2.2, bottom + 3.0], ls=":", color=DIAGRAM["edge"])
     ax.text(centre[1], bottom - 0.25, "encoder", ha="center", fontsize=DIAGRAM["font"] - 1)
-    ax.text(centre[4], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
+    ax.text(centre[5], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
     ax.set_ylim(-0.4, 7.6)
     return fig
