@@ -160,7 +160,7 @@ def mnist_search(device: torch.device) -> None:
     print(f"best mean validation accuracy: lr {best['lr']:g}, shift {best['max_shift']}")
 
 
-CLIP_LR_GRID = (0.04, 0.02, 0.01, 0.005)
+CLIP_LR_GRID = (0.08, 0.04, 0.02, 0.01, 0.005, 0.0025)
 CLIP_SOURCES = ["benchmarks/bptt.py", "book_utils.bptt.train_exploding_rnn",
                 "book_utils.bptt.CLIPPING_RECIPE", "book_utils.bptt.echo_stream",
                 "book_utils.training.fit"]
