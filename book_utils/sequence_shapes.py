@@ -38,15 +38,17 @@ from ._checks import (
 from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
 
 
-#: The chapter's MNIST recipes, chosen on the validation digits (mean over three seeds)
-#: by ``benchmarks/sequence_shapes.py --search``; the test digits played no part.
-CLASSIFIER_RECIPE = {"epochs": 12, "lr": 5e-3, "max_shift": 1}
-TAGGER_RECIPE = {"epochs": 12, "lr": 5e-3}
+#: The chapter's MNIST recipes: the peak learning rate (and, for the classifier, the shift)
+#: with the best mean validation accuracy over the selection seeds 10-12 in
+#: ``benchmarks/sequence_shapes.py --search``; the epochs are fixed by the time budget, and
+#: the test digits played no part.
+CLASSIFIER_RECIPE = {"epochs": 12, "lr": 2e-2, "max_shift": 1}
+TAGGER_RECIPE = {"epochs": 12, "lr": 2e-2}
 #: The forecasting recipes, chosen on validation series (not the held-out ones) by
-#: ``benchmarks/sequence_shapes.py --part forecast-search``: each GRU forecaster's own
-#: learning rate, and each linear baseline's window (for one step ahead, the best of those
-#: that fit the scored steps, the predictions of x_32 ... x_59).
-FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.1,
+#: ``benchmarks/sequence_shapes.py --part forecast-search`` with its selection seeds (10, 11):
+#: each GRU forecaster's own learning rate, and each linear baseline's window (for one step
+#: ahead, the best of those that fit the scored steps, the predictions of x_32 ... x_59).
+FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.03,
                    "window_one_step": 32, "window_direct": 48}
 
 
