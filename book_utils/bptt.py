@@ -490,9 +490,13 @@ def _check_train_exploding_rnn(x: torch.Tensor, y: torch.Tensor, *, lr: float,
     if y.shape != x.shape[:2]:
         raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step of x, "
                          f"got {tuple(y.shape)}")
-    if not 0 <= int(y[:, -1].min()) <= int(y[:, -1].max()) < n_symbols:
-        raise ValueError(f"y[:, -1], the labels, must be symbols in [0, {n_symbols - 1}], got "
-                         f"values from {int(y[:, -1].min())} to {int(y[:, -1].max())}")
+    # echo_stream's targets: a symbol, or -100 where no target exists yet
+    allowed = ((y >= 0) & (y < n_symbols)) | (y == -100)
+    if not allowed.all():
+        raise ValueError(f"y must hold symbols in [0, {n_symbols - 1}] or -100 (no target yet), "
+                         f"got {int(y[~allowed][0])}")
+    if (y[:, -1] == -100).any():
+        raise ValueError("y[:, -1], the labels, must be symbols, got -100 (no target)")
     check_float("lr", lr, minimum=0.0, strict_minimum=True)
     if clip_norm is not None:
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)

@@ -1126,6 +1126,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "text.KneserNey.distribution:order": {"zero"},
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
+    "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets

@@ -525,8 +525,12 @@ def test_train_exploding_rnn_rejects_bad_arguments():
         bptt.train_exploding_rnn(x[..., :2], y, lr=0.01, clip_norm=1.0)
     with pytest.raises(ValueError, match=r"y must have shape \(16, 6\).*got \(15, 6\)"):
         bptt.train_exploding_rnn(x, y[:15], lr=0.01, clip_norm=1.0)
-    with pytest.raises(ValueError, match=r"y\[:, -1\], the labels.*got values from"):
-        bptt.train_exploding_rnn(x, y + 4, lr=0.01, clip_norm=1.0)
+    with pytest.raises(ValueError, match=r"y must hold symbols in \[0, 3\].*got [4-7]"):
+        bptt.train_exploding_rnn(x, y.clamp(min=0) + 4, lr=0.01, clip_norm=1.0)
+    bad = y.clone()
+    bad[0, 0] = -1  # a target the loss never reads is still refused
+    with pytest.raises(ValueError, match=r"got -1"):
+        bptt.train_exploding_rnn(x, bad, lr=0.01, clip_norm=1.0)
     with pytest.raises(ValueError, match="lr"):
         bptt.train_exploding_rnn(x, y, lr=0.0, clip_norm=1.0)
     with pytest.raises(ValueError, match="clip_norm"):
