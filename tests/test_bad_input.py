@@ -486,6 +486,9 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         val_loader=_mnist_rows(), seed=0, device="cpu", verbose=False)),
     "bptt.make_step_classifier": lambda: (bptt.make_step_classifier, dict(
         kind="lstm", input_size=2, hidden_size=4, n_classes=2, nonlinearity="tanh")),
+    "bptt.train_exploding_rnn": lambda: (bptt.train_exploding_rnn, dict(
+        zip(("x", "y"), bptt.echo_stream(8, 6, lag=1, n_symbols=4)), lr=0.01, clip_norm=1.0,
+        seed=0, device="cpu")),
     # --- chapter 5: lstm_gates
     "lstm_gates.LSTMCell": lambda: (lstm_gates.LSTMCell, dict(input_size=3, hidden_size=4)),
     "lstm_gates.LSTMCell.forward": lambda: (lstm_gates.LSTMCell(3, 4).forward, dict(
@@ -1124,6 +1127,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "text.KneserNey.distribution:order": {"zero"},
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
+    "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets
