@@ -254,3 +254,27 @@ def test_landing_page_says_how_to_read_and_run(lead: str, must_mention: str) -> 
     assert found, f"intro.md has no paragraph starting {lead}"
     assert must_mention in found[0], f"intro.md's {lead} paragraph should mention {must_mention!r}"
     assert len(found[0].strip().splitlines()) <= 3, f"intro.md's {lead} paragraph is longer than three lines"
+
+
+# ---------------------------------------------------------------- inline math that survives MyST
+
+DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.DOTALL)
+FENCED = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+BLOCK_START = re.compile(r"(?:[-+*>#]|\d+[.)])(?:\s|$)")
+
+
+def test_no_inline_math_line_starts_like_a_block(chapter: Path) -> None:
+    # A line inside $...$ that starts with "+ ", "- ", "1. " or "#" is read by MyST as a list
+    # item or heading before the math is seen: the page then shows a raw "$" and broken markup.
+    problems = []
+    for index, cell in enumerate(nbformat.read(chapter, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"`[^`\n]*`", "", DISPLAY_MATH.sub("", FENCED.sub("", cell.source)))
+        open_math = False
+        for line in text.splitlines():
+            if open_math and BLOCK_START.match(line.lstrip()):
+                problems.append(f"cell {index}: {line.strip()[:60]!r}")
+            open_math ^= line.replace(r"\$", "").count("$") % 2 == 1
+    assert not problems, "inline math broken across a line that starts like a block:\n  " + \
+        "\n  ".join(problems)
