@@ -697,11 +697,6 @@ def _check_plot_state_trajectories(
     for c in classes:
         check_int("each of classes", c)
     check_int("per_class", per_class, minimum=0)
-    if explained is not None:
-        check_tensor("explained", explained, dim=1, floating=True, layout="(2,)")
-        if explained.shape != (2,):
-            raise ValueError(f"explained must hold the two shares of variance, shape (2,), "
-                             f"got {tuple(explained.shape)}")
     missing = [c for c in classes if not (labels == c).any()]
     if not classes or missing or len(classes) > _MAX_PANELS:
         raise ValueError(f"classes must list 1 to {_MAX_PANELS} labels present in labels, "
