@@ -453,8 +453,11 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         layer=nn.RNN(3, 4, batch_first=True), rho=0.9)),
     "memory_cells.fade_rate": lambda: (memory_cells.fade_rate, dict(
         recurrent=nn.RNN(3, 4, batch_first=True), x=torch.randn(2, 5, 3), delta=torch.randn(3),
-        start=1)),
+        start=1, stop=4)),
     # --- chapter 1: recurrent_neurons
+    "recurrent_neurons.paired_differences": lambda: (recurrent_neurons.paired_differences, dict(
+        rows=[{"seed": s, "variant": v, "val": 0.9 + s / 100 - (v == "b") * (s + 1) / 50}
+              for s in range(3) for v in "ab"], baseline="a", value="val", by="variant")),
     "recurrent_neurons.make_mnist_rnn": lambda: (recurrent_neurons.make_mnist_rnn, dict(
         kind="scratch_rnn", recipe=_small_mnist_recipe())),
     "recurrent_neurons.train_mnist_rnn": lambda: (recurrent_neurons.train_mnist_rnn, dict(

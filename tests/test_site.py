@@ -266,3 +266,27 @@ def test_landing_page_gives_the_readmes_two_commands() -> None:
     paragraph = next(p for p in re.split(r"\n\s*\n", (ROOT / "intro.md").read_text())
                      if p.lstrip().startswith("**Run it on your machine.**"))
     assert re.findall(r"`(bash scripts/[^`]+)`", paragraph) == commands, paragraph
+
+
+# ---------------------------------------------------------------- inline math that survives MyST
+
+DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.DOTALL)
+FENCED = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+BLOCK_START = re.compile(r"(?:[-+*>#]|\d+[.)])(?:\s|$)")
+
+
+def test_no_inline_math_line_starts_like_a_block(chapter: Path) -> None:
+    # A line inside $...$ that starts with "+ ", "- ", "1. " or "#" is read by MyST as a list
+    # item or heading before the math is seen: the page then shows a raw "$" and broken markup.
+    problems = []
+    for index, cell in enumerate(nbformat.read(chapter, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"`[^`\n]*`", "", DISPLAY_MATH.sub("", FENCED.sub("", cell.source)))
+        open_math = False
+        for line in text.splitlines():
+            if open_math and BLOCK_START.match(line.lstrip()):
+                problems.append(f"cell {index}: {line.strip()[:60]!r}")
+            open_math ^= line.replace(r"\$", "").count("$") % 2 == 1
+    assert not problems, "inline math broken across a line that starts like a block:\n  " + \
+        "\n  ".join(problems)
