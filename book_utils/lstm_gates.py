@@ -760,8 +760,9 @@ def _check_best_setting(rows: list[dict], by: Sequence[str], setting: str, score
                         minimize: bool) -> None:
     check_type("rows", rows, list)
     if not rows or not all(isinstance(row, dict) for row in rows):
-        raise ValueError("rows must be a non-empty list of dicts, one per run")
-    if isinstance(by, str) or not all(isinstance(key, str) for key in by):
+        raise ValueError(f"rows must be a non-empty list of dicts, one per run, got {rows!r:.60}")
+    if (isinstance(by, str) or not isinstance(by, (list, tuple))
+            or not all(isinstance(key, str) for key in by)):
         raise TypeError(f"by must be a list of column names, got {by!r}")
     check_type("setting", setting, str)
     check_type("score", score, str)
@@ -843,8 +844,9 @@ def _check_plot_gates_on_digit(image: torch.Tensor, gates: dict, roles: dict) ->
         if value.shape[0] != image.shape[0]:
             raise ValueError(f"gates[{name!r}] must have one row per image row, "
                              f"{image.shape[0]}, got shape {tuple(value.shape)}")
-        if name not in roles:
-            raise ValueError(f"roles must name the role of every gate, got none for {name!r}")
+        if not isinstance(roles.get(name), str):
+            raise ValueError(f"roles must name the role of every gate (a str), got "
+                             f"{roles.get(name)!r} for {name!r}")
 
 
 @checked_by(_check_plot_gates_on_digit)
