@@ -480,12 +480,13 @@ RNN_INITS = ("orthogonal", "identity")
 
 def make_adding_model(
     kind: str, hidden_size: int, steps: int, *, seed: int = 0, keep_bias: float | None = None,
-    rnn_init: str | None = None,
+    rnn_init: str | None = None, max_lag: int | None = None,
 ) -> SequenceRegressor:
     """A regressor for the adding problem built on ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
 
     The RNN starts as ``rnn_init`` says (see :data:`RNN_INITS`; default "orthogonal").
-    Gated layers get :func:`long_memory_init` with ``max_lag=steps``, or, when
+    Gated layers get :func:`long_memory_init` with ``max_lag=steps`` (or ``max_lag``
+    when given: time scales sized for another length than the task's), or, when
     ``keep_bias`` is a number, that bias on their keep gate (the LSTM's forget
     gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. The head
     starts at the mean prediction (weights 0, bias 1), so every model begins at
@@ -502,6 +503,11 @@ def make_adding_model(
         check_choice("rnn_init", rnn_init, RNN_INITS)
         if kind != "rnn":
             raise ValueError(f"rnn_init applies to kind 'rnn' only, got kind {kind!r}")
+    if max_lag is not None:
+        max_lag = check_int("max_lag", max_lag, minimum=2)
+        if kind == "rnn" or keep_bias is not None:
+            raise ValueError("max_lag sizes the chrono init of a gated kind without keep_bias, "
+                             f"got kind {kind!r} and keep_bias {keep_bias!r}")
     seed = check_int("seed", seed, minimum=0)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
         torch.manual_seed(seed)
@@ -510,7 +516,7 @@ def make_adding_model(
         else:
             layer = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size, batch_first=True)
         if kind != "rnn" and keep_bias is None:
-            long_memory_init(layer, steps, seed=seed)
+            long_memory_init(layer, max_lag or steps, seed=seed)
         elif kind != "rnn":
             set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
         model = SequenceRegressor(layer, hidden_size)
@@ -552,12 +558,22 @@ ADDING_VARIANTS = {
     "GRU, chrono": {"kind": "gru"},
 }
 
+#: The controls for "told the lag", run at the longest length only: gated cells whose keep
+#: gates start with long time scales that were not set from T. A constant bias of 3 keeps
+#: sigmoid(3) = 0.95 per step, a time scale of 1 + e^3, about 21 steps, in every unit; the
+#: chrono LSTM sized for T = 50 spreads its time scales over 2 .. 50 steps, a quarter of 200.
+ADDING_CONTROLS = {
+    "LSTM, b_f = 3": {"kind": "lstm", "keep_bias": 3.0},
+    "LSTM, chrono for T = 50": {"kind": "lstm", "max_lag": 50},
+    "GRU, b_z = 3": {"kind": "gru", "keep_bias": 3.0},
+}
+
 #: The learning rates each adding-problem model is tried with, a factor of about 3 apart,
 #: around the best ones of a first validation run (seed 0: the tanh RNN does best low, the
 #: gated layers high, the ReLU RNN in between); the mean validation MSE over the seeds picks
 #: one per model and length.
 ADDING_LRS = {name: (1e-3, 3e-3, 1e-2, 3e-2) if spec["kind"] == "rnn" else (1e-2, 3e-2, 1e-1)
-              for name, spec in ADDING_VARIANTS.items()}
+              for name, spec in {**ADDING_VARIANTS, **ADDING_CONTROLS}.items()}
 
 
 def _check_run_adding_problem(
@@ -591,6 +607,7 @@ def run_adding_problem(
     n_test: int = ADDING_RECIPE["n_test"],
     keep_bias: float | None = None,
     rnn_init: str | None = None,
+    max_lag: int | None = None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Train one adding-problem model on fresh data and measure its held-out MSE.
@@ -602,11 +619,11 @@ def run_adding_problem(
     validation sequences (to choose ``lr``) and on ``n_test`` test sequences, the MSE
     of always predicting the mean, 1, on those test sequences (1/6 up to sampling
     noise), the spread of the test predictions (near 0: the model predicts one number
-    for every sequence), and the :func:`training.fit` history. ``keep_bias`` and
-    ``rnn_init`` go to :func:`make_adding_model`.
+    for every sequence), and the :func:`training.fit` history. ``keep_bias``,
+    ``rnn_init`` and ``max_lag`` go to :func:`make_adding_model`.
     """
     model = make_adding_model(kind, hidden_size, steps, seed=seed, keep_bias=keep_bias,
-                              rnn_init=rnn_init)
+                              rnn_init=rnn_init, max_lag=max_lag)
     device = pick_device() if device is None else torch.device(device)
     x, y = adding_problem(train_steps * batch_size, steps, seed=seed)
     x_val, y_val = adding_problem(n_val, steps, seed=seed + 2_000_003)
