@@ -480,7 +480,7 @@ RNN_INITS = ("orthogonal", "identity")
 
 def make_adding_model(
     kind: str, hidden_size: int, steps: int, *, seed: int = 0, keep_bias: float | None = None,
-    rnn_init: str | None = None, max_lag: int | None = None,
+    rnn_init: str | None = None, max_lag: int | None = None, input_bias: float | None = None,
 ) -> SequenceRegressor:
     """A regressor for the adding problem built on ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
 
@@ -488,7 +488,8 @@ def make_adding_model(
     Gated layers get :func:`long_memory_init` with ``max_lag=steps`` (or ``max_lag``
     when given: time scales sized for another length than the task's), or, when
     ``keep_bias`` is a number, that bias on their keep gate (the LSTM's forget
-    gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. The head
+    gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. An LSTM given
+    ``input_bias`` gets that bias on its input gate last, over what the above set. The head
     starts at the mean prediction (weights 0, bias 1), so every model begins at
     the baseline MSE of 1/6 and must learn to do better.
     """
@@ -508,6 +509,10 @@ def make_adding_model(
         if kind == "rnn" or keep_bias is not None:
             raise ValueError("max_lag sizes the chrono init of a gated kind without keep_bias, "
                              f"got kind {kind!r} and keep_bias {keep_bias!r}")
+    if input_bias is not None:
+        input_bias = check_float("input_bias", input_bias)
+        if kind != "lstm":
+            raise ValueError(f"input_bias applies to kind 'lstm' only, got kind {kind!r}")
     seed = check_int("seed", seed, minimum=0)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
         torch.manual_seed(seed)
@@ -519,6 +524,8 @@ def make_adding_model(
             long_memory_init(layer, max_lag or steps, seed=seed)
         elif kind != "rnn":
             set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
+        if input_bias is not None:
+            set_gate_bias(layer, "i", input_bias)
         model = SequenceRegressor(layer, hidden_size)
     with torch.no_grad():
         model.head.weight.zero_()
@@ -561,10 +568,12 @@ ADDING_VARIANTS = {
 #: The controls for "told the lag", run at the longest length only: gated cells whose keep
 #: gates start with long time scales that were not set from T. A constant bias of 3 keeps
 #: sigmoid(3) = 0.95 per step, a time scale of 1 + e^3, about 21 steps, in every unit; the
-#: chrono LSTM sized for T = 50 spreads its time scales over 2 .. 50 steps, a quarter of 200.
+#: chrono LSTM sized for T = 50 spreads its time scales over 2 .. 50 steps, a quarter of 200;
+#: the chrono LSTM with b_i = 0 is told T but keeps the input gate half open, as b_f = 1 does.
 ADDING_CONTROLS = {
     "LSTM, b_f = 3": {"kind": "lstm", "keep_bias": 3.0},
     "LSTM, chrono for T = 50": {"kind": "lstm", "max_lag": 50},
+    "LSTM, chrono, b_i = 0": {"kind": "lstm", "input_bias": 0.0},
     "GRU, b_z = 3": {"kind": "gru", "keep_bias": 3.0},
 }
 
@@ -608,6 +617,7 @@ def run_adding_problem(
     keep_bias: float | None = None,
     rnn_init: str | None = None,
     max_lag: int | None = None,
+    input_bias: float | None = None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Train one adding-problem model on fresh data and measure its held-out MSE.
@@ -620,10 +630,10 @@ def run_adding_problem(
     of always predicting the mean, 1, on those test sequences (1/6 up to sampling
     noise), the spread of the test predictions (near 0: the model predicts one number
     for every sequence), and the :func:`training.fit` history. ``keep_bias``,
-    ``rnn_init`` and ``max_lag`` go to :func:`make_adding_model`.
+    ``rnn_init``, ``max_lag`` and ``input_bias`` go to :func:`make_adding_model`.
     """
     model = make_adding_model(kind, hidden_size, steps, seed=seed, keep_bias=keep_bias,
-                              rnn_init=rnn_init, max_lag=max_lag)
+                              rnn_init=rnn_init, max_lag=max_lag, input_bias=input_bias)
     device = pick_device() if device is None else torch.device(device)
     x, y = adding_problem(train_steps * batch_size, steps, seed=seed)
     x_val, y_val = adding_problem(n_val, steps, seed=seed + 2_000_003)
