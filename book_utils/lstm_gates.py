@@ -900,10 +900,9 @@ def plot_gates_on_digit(image: torch.Tensor, gates: dict[str, torch.Tensor],
     for ax, (name, value) in zip(panels[1:], gates.items()):
         shown = ax.imshow(value.detach().cpu().numpy().T, aspect="auto", cmap="viridis",
                           vmin=0, vmax=1, interpolation="nearest")
-        ax.set(title=f"{name}: {roles[name]} gate", ylabel="hidden unit (sorted)")
-    for k, ax in enumerate(panels):
-        if k + 2 >= len(panels):  # the bottom row
-            ax.set_xlabel("time step t (row of the image)")
+        ax.set(title=f"gate {name}: {roles[name]}", ylabel="hidden unit (sorted)")
+    for ax in panels:
+        ax.set_xlabel("time step t (row of the image)")
         ax.grid(False)
     upright.grid(False)
     fig.colorbar(shown, ax=panels, shrink=0.8, label="gate activation")
@@ -956,5 +955,56 @@ def draw_lstm_cell() -> Figure:
     draw_arrow(ax, (9.12, gate_y), (9.55, gate_y))
     draw_box(ax, (10.8, 1.1), "$h_t$", "output")
     draw_arrow(ax, (9.95, 2.4), (10.6, 1.4))
+    ax.set_ylim(-0.6, 6.2)
+    return fig
+
+
+def draw_gru_cell() -> Figure:
+    """The GRU cell as PyTorch computes it: the state h runs along the top, scaled by
+    the update gate z and added to (1 - z) times the candidate n; the reset gate r
+    scales the recurrent part of the candidate, after its product with W_hn.
+    """
+    fig, ax = diagram_axes(11.6, 6.6, figsize=(10, 5.6))
+    op = (0.5, 0.5)
+    top, gate_y, bus_y = 5.4, 2.6, 1.1
+    # The state's path: keep z of the old state, add (1 - z) of the candidate.
+    draw_box(ax, (0.8, top), "$h_{t-1}$", "state")
+    draw_box(ax, (2.9, top), r"$\times$", "state", size=op)
+    draw_box(ax, (7.8, top), "$+$", "state", size=op)
+    draw_box(ax, (10.8, top), "$h_t$", "output")
+    draw_arrow(ax, (1.25, top), (2.65, top))
+    draw_arrow(ax, (3.15, top), (7.55, top))
+    draw_arrow(ax, (8.05, top), (10.35, top))
+    ax.text(5.3, top + 0.45, r"state: keep $z_t$ of it, write $1 - z_t$ of the candidate",
+            ha="center", fontsize=DIAGRAM["font"] - 1)
+    # The gates read [h_{t-1}, x_t].
+    draw_box(ax, (0.8, bus_y), "$h_{t-1}$", "state")
+    draw_box(ax, (5.6, bus_y), r"$[\,h_{t-1},\ x_t\,]$", "input", size=(7.0, 0.5))
+    draw_box(ax, (5.6, -0.2), "$x_t$", "input")
+    draw_arrow(ax, (1.25, bus_y), (2.05, bus_y))
+    draw_arrow(ax, (5.6, 0.1), (5.6, bus_y - 0.25))
+    gates = (
+        (2.9, r"$z_t = \sigma$", "gate", "update (keep)"),
+        (5.3, r"$r_t = \sigma$", "gate", "reset"),
+        (7.8, r"$n_t = \tanh$", "state", "candidate"),
+    )
+    for x, text, role, name in gates:
+        draw_arrow(ax, (x, bus_y + 0.25), (x, gate_y - 0.42))
+        draw_box(ax, (x, gate_y), f"{text}\n{name}", role, size=(1.65, 0.84))
+    # z scales the old state; 1 - z scales the candidate before the sum.
+    draw_arrow(ax, (2.9, gate_y + 0.42), (2.9, top - 0.25))
+    draw_box(ax, (5.3, 4.1), "$1 - z_t$", "gate", size=(0.9, 0.45))
+    draw_arrow(ax, (3.4, gate_y + 0.42), (4.85, 4.0))
+    draw_box(ax, (7.8, 4.1), r"$\times$", "state", size=op)
+    draw_arrow(ax, (5.75, 4.1), (7.55, 4.1))
+    draw_arrow(ax, (7.8, gate_y + 0.42), (7.8, 3.85))
+    draw_arrow(ax, (7.8, 4.35), (7.8, top - 0.25))
+    # r scales h_{t-1} W_hn + b_hn inside the candidate (PyTorch's form).
+    draw_arrow(ax, (6.12, gate_y), (6.97, gate_y))
+    ax.text(6.6, gate_y + 0.6, r"$r_t \odot (h_{t-1} W_{hn} + b_{hn})$", ha="center",
+            fontsize=DIAGRAM["font"] - 2)
+    draw_arrow(ax, (10.8, top - 0.3), (10.8, 3.6))
+    ax.text(10.8, 3.3, "to the next step\nand the output", ha="center",
+            fontsize=DIAGRAM["font"] - 2)
     ax.set_ylim(-0.6, 6.2)
     return fig

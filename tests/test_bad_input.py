@@ -520,7 +520,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         loader=data.make_loader(torch.rand(4, 28, 28), torch.arange(4)), max_shift=2,
         max_rotation=10.0, max_scale=0.1, seed=0)),
     "lstm_gates.make_adding_model": lambda: (lstm_gates.make_adding_model, dict(
-        kind="lstm", hidden_size=4, steps=5, seed=0, keep_bias=1.0)),
+        kind="lstm", hidden_size=4, steps=5, seed=0, max_lag=3, input_bias=0.0)),
     "lstm_gates.best_setting": lambda: (lstm_gates.best_setting, dict(
         rows=[{"T": 50, "lr": lr, "seed": k, "mse": lr * (k + 1)} for lr in (0.01, 0.1)
               for k in range(2)], by=["T"], setting="lr", score="mse", minimize=True)),
@@ -781,6 +781,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "bptt.plot_step_history": lambda: (bptt.plot_step_history, dict(
         histories={"a": _full_history()}, title="t")),
     "lstm_gates.draw_lstm_cell": lambda: (lstm_gates.draw_lstm_cell, {}),
+    "lstm_gates.draw_gru_cell": lambda: (lstm_gates.draw_gru_cell, {}),
     "lstm_gates.plot_gates_on_digit": lambda: (lstm_gates.plot_gates_on_digit, dict(
         image=torch.rand(6, 6), gates={"f": torch.rand(6, 3), "i": torch.rand(6, 3)},
         roles={"f": "forget", "i": "input"})),

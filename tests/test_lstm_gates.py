@@ -178,6 +178,20 @@ def test_run_adding_problem_short_run_learns_something():
 # ------------------------------------------------------------------ diagram
 
 
+def test_draw_gru_cell_labels_every_gate():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = lstm_gates.draw_gru_cell()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for label in ("update (keep)", "reset", "candidate", "$1 - z_t$", "$h_{t-1}$", "$h_t$",
+                  r"$r_t \odot (h_{t-1} W_{hn} + b_{hn})$"):
+        assert label in texts
+    plt.close(fig)
+
+
 def test_draw_lstm_cell_labels_every_gate():
     import matplotlib
 
@@ -379,7 +393,42 @@ def test_adding_variants_are_matched_on_state_size():
     assert sizes["RNN, orthogonal"][0] == sizes["LSTM, chrono"][0] == 64
     assert abs(sizes["RNN, orthogonal"][1] / sizes["LSTM, chrono"][1] - 1) < 0.05
     assert sizes["GRU, chrono"][0] < 64 and sizes["GRU, chrono"][1] < sizes["LSTM, chrono"][1]
-    assert set(lstm_gates.ADDING_LRS) == set(lstm_gates.ADDING_VARIANTS)
+    assert set(lstm_gates.ADDING_LRS) == set(lstm_gates.ADDING_VARIANTS) | set(
+        lstm_gates.ADDING_CONTROLS)
+
+
+def test_adding_controls_start_with_long_time_scales_not_set_from_T():
+    def keep_bias(spec: dict, steps: int) -> torch.Tensor:
+        layer = lstm_gates.make_adding_model(hidden_size=32, steps=steps, **spec).recurrent
+        # the keep gate is the second block of both: f in (i, f, g, o), z in (r, z, n)
+        return (layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(-1, 32)[1]
+
+    controls = lstm_gates.ADDING_CONTROLS
+    for name in ("LSTM, b_f = 3", "GRU, b_z = 3"):
+        torch.testing.assert_close(keep_bias(controls[name], 200), torch.full((32,), 3.0))
+    # sized for T = 50 whatever the length: every time scale between 2 and 50 steps
+    wrong = keep_bias(controls["LSTM, chrono for T = 50"], 200)
+    torch.testing.assert_close(wrong, keep_bias(controls["LSTM, chrono for T = 50"], 10))
+    tau = 1 + wrong.exp()
+    assert tau.min() >= 2 - 1e-4 and tau.max() <= 50 + 1e-3 and tau.max() > 25
+    # told T, but the input gate starts half open
+    layer = lstm_gates.make_adding_model(hidden_size=32, steps=200,
+                                         **controls["LSTM, chrono, b_i = 0"]).recurrent
+    biases = (layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(4, 32)
+    assert not biases[0].any() and (1 + biases[1].exp()).max() > 100
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="rnn", max_lag=50), "max_lag sizes the chrono init of a gated kind without "
+                                   "keep_bias, got kind 'rnn' and keep_bias None"),
+    (dict(kind="lstm", max_lag=50, keep_bias=1.0), "got kind 'lstm' and keep_bias 1.0"),
+    (dict(kind="lstm", max_lag=1), "max_lag must be >= 2, got 1"),
+    (dict(kind="gru", input_bias=0.0), "input_bias applies to kind 'lstm' only, got kind 'gru'"),
+    (dict(kind="lstm", input_bias=float("nan")), "input_bias must be a finite"),
+])
+def test_make_adding_model_refuses_a_bad_max_lag_or_input_bias(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lstm_gates.make_adding_model(hidden_size=4, steps=10, **kwargs)
 
 
 def test_mnist_layers_are_matched_on_parameters():
@@ -451,12 +500,12 @@ def test_plot_gates_on_digit_labels_every_panel():
     import matplotlib.pyplot as plt
 
     gates = {name: torch.rand(28, 16) for name in "ifo"}
-    roles = {"i": "input (write)", "f": "forget (keep)", "o": "output (read)"}
+    roles = {"i": "input, write", "f": "forget, keep", "o": "output, read"}
     fig = lstm_gates.plot_gates_on_digit(torch.rand(28, 28), gates, roles)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "i: input (write) gate" in titles and "on its side: column t is row t" in titles
+    assert "gate i: input, write" in titles and "on its side: column t is row t" in titles
     assert all(ax.get_ylabel() for ax in fig.axes)
-    assert sum(ax.get_xlabel() == "time step t (row of the image)" for ax in fig.axes) == 2
+    assert sum(ax.get_xlabel() == "time step t (row of the image)" for ax in fig.axes) == 4
     plt.close(fig)
     with pytest.raises(ValueError, match=r"gates\['i'\] must have one row per image row, 28"):
         lstm_gates.plot_gates_on_digit(torch.rand(28, 28), {"i": torch.rand(27, 4)}, roles)

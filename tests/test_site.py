@@ -117,6 +117,7 @@ SAMPLES = {
     "draw_cell_with_output": lambda: memory_cells.draw_cell_with_output(3),
     "draw_sequence_shapes": lambda: sequence_shapes.draw_sequence_shapes(),
     "draw_lstm_cell": lambda: lstm_gates.draw_lstm_cell(),
+    "draw_gru_cell": lambda: lstm_gates.draw_gru_cell(),
     "draw_unrolled_classifier": lambda: bptt.draw_unrolled_classifier(3),
     "draw_autograd_graph": lambda: bptt.draw_autograd_graph(*_sample_autograd_graph()),
     "plot_state_gradients": lambda: bptt.plot_state_gradients(
