@@ -486,6 +486,9 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         val_loader=_mnist_rows(), seed=0, device="cpu", verbose=False)),
     "bptt.make_step_classifier": lambda: (bptt.make_step_classifier, dict(
         kind="lstm", input_size=2, hidden_size=4, n_classes=2, nonlinearity="tanh")),
+    "bptt.train_exploding_rnn": lambda: (bptt.train_exploding_rnn, dict(
+        zip(("x", "y"), bptt.echo_stream(8, 6, lag=1, n_symbols=4)), lr=0.01, clip_norm=1.0,
+        seed=0, device="cpu")),
     # --- chapter 5: lstm_gates
     "lstm_gates.LSTMCell": lambda: (lstm_gates.LSTMCell, dict(input_size=3, hidden_size=4)),
     "lstm_gates.LSTMCell.forward": lambda: (lstm_gates.LSTMCell(3, 4).forward, dict(
@@ -800,7 +803,8 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         timings={"cpu": [{"T": 1, "loop": 0.1, "scan": 0.2, "nn.GRU": 0.1},
                          {"T": 2, "loop": 0.2, "scan": 0.2, "nn.GRU": 0.1}]})),
     "attention_and_scans.plot_attention": lambda: (scans.plot_attention, dict(
-        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"])),
+        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"],
+        marks=[1])),
     "attention_and_scans.draw_scan_tree": lambda: (scans.draw_scan_tree, dict(T=8)),
     "attention_and_scans.draw_attention_decoder": lambda: (scans.draw_attention_decoder, {}),
 }
@@ -1132,6 +1136,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "text.KneserNey.distribution:order": {"zero"},
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
+    "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets
@@ -1141,6 +1146,8 @@ KNOWN_VALID: dict[str, set[str]] = {
     "data.stream_windows:y": {"float dtype", "id out of range", "negative id"},
     # an estimate that overflowed has an infinite error: that is the answer, not a score
     "attention_and_scans.max_relative_error:estimate": {"all nan"},
+    # a map with no step to outline: None is what marks holds for it
+    "attention_and_scans.plot_attention:marks": {"list of None"},
     # any module has parameters to count, a device and parameters to optimise
     "models.count_parameters:model": {"wrong module"},
     "training.model_device:model": {"wrong module"},
