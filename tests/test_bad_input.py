@@ -526,7 +526,12 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         loader=data.make_loader(torch.rand(4, 28, 28), torch.arange(4)), max_shift=2,
         max_rotation=10.0, max_scale=0.1, seed=0)),
     "lstm_gates.make_adding_model": lambda: (lstm_gates.make_adding_model, dict(
-        kind="lstm", hidden_size=4, steps=5, seed=0, keep_bias=1.0)),
+        kind="lstm", hidden_size=4, steps=5, seed=0, max_lag=3, input_bias=0.0)),
+    "lstm_gates.best_setting": lambda: (lstm_gates.best_setting, dict(
+        rows=[{"T": 50, "lr": lr, "seed": k, "mse": lr * (k + 1)} for lr in (0.01, 0.1)
+              for k in range(2)], by=["T"], setting="lr", score="mse", minimize=True)),
+    "lstm_gates.gate_variance_shares": lambda: (lstm_gates.gate_variance_shares, dict(
+        gate=torch.rand(2, 4, 3), ink=torch.tensor([[True, False, True, False]] * 2))),
     "lstm_gates.run_adding_problem": lambda: (lstm_gates.run_adding_problem, dict(
         kind="gru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01, clip_norm=1.0,
         seed=0, n_test=4, keep_bias=1.0, device="cpu")),
@@ -782,6 +787,10 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "bptt.plot_step_history": lambda: (bptt.plot_step_history, dict(
         histories={"a": _full_history()}, title="t")),
     "lstm_gates.draw_lstm_cell": lambda: (lstm_gates.draw_lstm_cell, {}),
+    "lstm_gates.draw_gru_cell": lambda: (lstm_gates.draw_gru_cell, {}),
+    "lstm_gates.plot_gates_on_digit": lambda: (lstm_gates.plot_gates_on_digit, dict(
+        image=torch.rand(6, 6), gates={"f": torch.rand(6, 3), "i": torch.rand(6, 3)},
+        roles={"f": "forget", "i": "input"})),
     "memory_cells.draw_cell_with_output": lambda: (memory_cells.draw_cell_with_output, dict(
         steps=3, state="h", output="y")),
     "memory_cells.plot_state_trajectories": lambda: (memory_cells.plot_state_trajectories, dict(

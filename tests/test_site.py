@@ -117,6 +117,10 @@ SAMPLES = {
     "draw_cell_with_output": lambda: memory_cells.draw_cell_with_output(3),
     "draw_sequence_shapes": lambda: sequence_shapes.draw_sequence_shapes(),
     "draw_lstm_cell": lambda: lstm_gates.draw_lstm_cell(),
+    "draw_gru_cell": lambda: lstm_gates.draw_gru_cell(),
+    "plot_gates_on_digit": lambda: lstm_gates.plot_gates_on_digit(
+        torch.rand(28, 28), {name: torch.rand(28, 8) for name in "ifo"},
+        {"i": "input, write", "f": "forget, keep", "o": "output, read"}),
     "draw_unrolled_classifier": lambda: bptt.draw_unrolled_classifier(3),
     "draw_autograd_graph": lambda: bptt.draw_autograd_graph(*_sample_autograd_graph()),
     "plot_state_gradients": lambda: bptt.plot_state_gradients(
