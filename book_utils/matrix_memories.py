@@ -844,28 +844,51 @@ def _bands(rows: Sequence[dict], line: str, x: str, y: str) -> dict:
             for name, by_x in groups.items()}
 
 
-STYLES = [(plots.PALETTE[c], m) for c, m in (("blue", "o"), ("orange", "s"), ("green", "^"),
-                                             ("vermillion", "D"), ("purple", "v"), ("sky", "P"))]
+STYLES = [(plots.PALETTE[c], m, ls) for c, m, ls in (
+    ("blue", "o", "-"), ("orange", "s", "--"), ("green", "^", "-."), ("vermillion", "D", ":"),
+    ("purple", "v", "-"), ("sky", "P", "--"))]
 
 
-def _lines(ax, bands: dict, *, band: bool = True) -> None:
-    for (name, (xs, mean, low, high)), (colour, marker) in zip(bands.items(), STYLES):
-        ax.plot(xs, mean, marker=marker, ms=4, color=colour, label=name)
-        if band:
-            ax.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
+def _log2_ticks(ax, values: Sequence[int]) -> None:
+    """A base-2 log axis labelled with the values themselves (16, not 2^4)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [f"{v:,}" for v in values])
+    ax.minorticks_off()
+
+
+def _lines(ax, bands: dict) -> None:
+    """One line per entry, with its range as a band."""
+    for (name, (xs, mean, low, high)), (colour, marker, style) in zip(bands.items(), STYLES):
+        ax.plot(xs, mean, marker=marker, ms=4, color=colour, linestyle=style, label=name)
+        ax.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
+
+
+def _seeds(ax, rows: Sequence[dict], x: str, *, dodge: float, log: bool = False) -> None:
+    """Per model: every run's accuracy as a dot, and a line through their median."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row["model"], {}).setdefault(row[x], []).append(row["accuracy"])
+    middle = (len(groups) - 1) / 2
+    for i, ((name, by_x), (colour, marker, style)) in enumerate(zip(groups.items(), STYLES)):
+        shift = dodge * (i - middle)
+        xs = [value * 2 ** shift if log else value + shift for value in by_x]
+        ax.plot(xs, [statistics.median(v) for v in by_x.values()], color=colour,
+                linestyle=style, marker=marker, ms=5, label=str(name).replace("beta", "β"))
+        ax.scatter([xv for xv, v in zip(xs, by_x.values()) for _ in v],
+                   [a for v in by_x.values() for a in v], color=colour, marker=marker,
+                   s=12, alpha=0.5, linewidths=0)
 
 
 def plot_retrieval(rows: Sequence[dict]) -> Figure:
     """Retrieval error against the number of pairs stored, one panel per key size d_k."""
     _check_rows(rows, ("d_k", "pairs", "rule", "error"))
     sizes = sorted({row["d_k"] for row in rows})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(3.3 * len(sizes), 3.3), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(3.3 * len(sizes), 3.3), squeeze=False)
     for ax, d_k in zip(axes[0], sizes):
         _lines(ax, _bands([r for r in rows if r["d_k"] == d_k], "rule", "pairs", "error"))
         ax.axvline(d_k, color="#808080", linestyle="--", linewidth=1)
         ax.axhline(1.0, color="#333333", linestyle=":", linewidth=1)
-        ax.set_xscale("log", base=2)
+        _log2_ticks(ax, sorted({r["pairs"] for r in rows}))
         ax.set_title(f"$d_k$ = {d_k}", fontsize=10)
         ax.set_xlabel("pairs stored N")
     axes[0][0].set_ylabel(r"mean $\|\mathbf{k}_i \mathbf{S} - \mathbf{v}_i\|^2$")
@@ -875,12 +898,14 @@ def plot_retrieval(rows: Sequence[dict]) -> Figure:
 
 
 def plot_recall(rows: Sequence[dict]) -> Figure:
-    """MQAR test accuracy against the number of pairs, one line per model (mean, min-max)."""
+    """MQAR test accuracy against the number of pairs: a dot per run, a line per model
+    through the median of its runs."""
     _check_rows(rows, ("model", "pairs", "accuracy"))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    _lines(ax, _bands(rows, "model", "pairs", "accuracy"))
+    _seeds(ax, rows, "pairs", dodge=0.12)
     ax.axhline(1 / len(VALUE_TOKENS), color="#333333", linestyle=":", linewidth=1,
                label="chance (1 value in 32)")
+    ax.set_xticks(sorted({r["pairs"] for r in rows}))
     ax.set_xlabel("key-value pairs per sequence")
     ax.set_ylabel("test accuracy on the queries")
     ax.set_ylim(-0.02, 1.02)
@@ -890,15 +915,16 @@ def plot_recall(rows: Sequence[dict]) -> Figure:
 
 
 def plot_parity(rows: Sequence[dict], train_length: int) -> Figure:
-    """Parity accuracy against the prefix length t, one line per model (mean, min-max)."""
+    """Parity accuracy against the prefix length t: a dot per run, a line per model through
+    the median of its runs."""
     _check_rows(rows, ("model", "length", "accuracy"))
     train_length = check_int("train_length", train_length, minimum=1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    _lines(ax, _bands(rows, "model", "length", "accuracy"))
+    _seeds(ax, rows, "length", dodge=0.04, log=True)
     ax.axvline(train_length, color="#808080", linestyle="--", linewidth=1,
                label="longest training string")
     ax.axhline(0.5, color="#333333", linestyle=":", linewidth=1, label="chance")
-    ax.set_xscale("log", base=2)
+    _log2_ticks(ax, sorted({r["length"] for r in rows}))
     ax.set_xlabel("length of the string t (bits)")
     ax.set_ylabel("test accuracy, parity of t bits")
     ax.set_ylim(0.3, 1.02)
@@ -916,7 +942,7 @@ def plot_form_timings(rows: Sequence[dict]) -> Figure:
         medians = median_seconds([r for r in rows if r["form"] == name])
         bands[name] = (xs, [medians[T, name] for T in xs], low, high)
     _lines(ax, bands)
-    ax.set_xscale("log", base=2)
+    _log2_ticks(ax, sorted({r["T"] for r in rows}))
     ax.set_yscale("log")
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("forward + backward (s)")
