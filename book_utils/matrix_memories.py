@@ -891,7 +891,7 @@ def plot_retrieval(rows: Sequence[dict]) -> Figure:
         _log2_ticks(ax, sorted({r["pairs"] for r in rows}))
         ax.set_title(f"$d_k$ = {d_k}", fontsize=10)
         ax.set_xlabel("pairs stored N")
-    axes[0][0].set_ylabel(r"mean $\|\mathbf{k}_i \mathbf{S} - \mathbf{v}_i\|^2$")
+        ax.set_ylabel(r"mean $\|\mathbf{k}_i \mathbf{S} - \mathbf{v}_i\|^2$")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
