@@ -1,114 +1,151 @@
-"""Chapter 1's MNIST-row classifier: the recipe search on validation, and the test score.
+"""Chapter 1's MNIST-row classifier: what each part of its recipe is worth, and its test score.
 
-    python benchmarks/mnist_rnn.py [--seeds 0 1 2] [--epochs 50] [--shift 2] [--dropout 0]
-    python benchmarks/mnist_rnn.py --validation-only --shift 1     # one candidate recipe
+    python benchmarks/mnist_rnn.py --part ablation     # validation split only (about 25 min on one core)
+    python benchmarks/mnist_rnn.py --part test         # the recipe's one look at the test split
+    python benchmarks/mnist_rnn.py --part twins        # scratch RNN against nn.RNN, same weights
 
-For each seed, as Chapter 1 does: the from-scratch RNN and nn.RNN (128 units, orthogonal
-W_hh, standardised inputs; optional dropout before the head) start from the same weights
-and train on the training split (digits shifted by up to --shift pixels afresh every
-epoch; RMSProp with a one-cycle rate, batch 64, gradients clipped to norm 1); their
-validation accuracy is what recipes are compared on (--validation-only stops here).
-Then nn.RNN is trained once more, from fresh weights, on training + validation digits
-and evaluated on the test split, once. Targets: nn.RNN >= 95.5% mean test accuracy over
-three seeds (embedded sample); scratch time <= 3x nn.RNN time.
+--part ablation trains nn.RNN (128 units) by the recipe of ``recurrent_neurons.RECIPE`` and
+by each of its ``VARIANTS``: the recipe with one part removed (shifts, orthogonal W_hh, the
+one-cycle schedule, clipping, RMSProp), and with all of them removed. Each variant picks its
+own learning rate from ``LR_GRID`` by its mean validation accuracy over the first
+--select-seeds seeds, then runs the remaining seeds at that rate. Every run is scored on the
+validation split (and on the unshifted training digits, for the gap); the test split is not
+touched. Rows go to book_utils/results/mnist_rnn_ablation.json.
+
+--part test refits the recipe on training + validation digits, once per seed, and scores the
+test split. Rows go to book_utils/results/mnist_rnn_test.json.
+
+--part twins trains the scratch RNN and nn.RNN from the same weights on the same minibatches
+and prints their validation accuracies and times (target: scratch <= 3x nn.RNN's time).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
 import torch
-from torch import nn
 
-from book_utils import data, models, session, training
+from book_utils import data, results, session, training
+from book_utils.recurrent_neurons import LR_GRID, RECIPE, VARIANTS, make_mnist_rnn, train_mnist_rnn
+
+SOURCES = [
+    "benchmarks/mnist_rnn.py",
+    "book_utils.recurrent_neurons.RECIPE",
+    "book_utils.recurrent_neurons.VARIANTS",
+    "book_utils.recurrent_neurons.LR_GRID",
+    "book_utils.recurrent_neurons.make_mnist_rnn",
+    "book_utils.recurrent_neurons.train_mnist_rnn",
+    "book_utils.models.make_classifier",
+    "book_utils.data.load_mnist",
+    "book_utils.data.standardize",
+    "book_utils.data.mnist_loader",
+    "book_utils.data.RandomShifts",
+    "book_utils.data.shift_images",
+    "book_utils.training.make_optimizer",
+    "book_utils.training.fit",
+    "book_utils.training.update",
+]
 
 
-def make_model(kind: str, args: argparse.Namespace) -> nn.Module:
-    model = models.make_classifier(kind, hidden_size=128)
-    recurrent = model.recurrent
-    nn.init.orthogonal_(recurrent.cell.W_hh if kind == "scratch_rnn" else recurrent.weight_hh_l0)
-    if args.dropout > 0:
-        model.head = nn.Sequential(nn.Dropout(args.dropout), model.head)
-    return model
+def run(split: data.MNIST, recipe: dict, seed: int, train_digits) -> dict:
+    """Train nn.RNN by ``recipe`` with ``seed``; its validation and (unshifted) training accuracy."""
+    session.seed_everything(seed)
+    model = make_mnist_rnn("rnn", recipe)
+    history = train_mnist_rnn(model, split, recipe, seed=seed)
+    return {"val": history["val_accuracy"][-1],
+            "train": training.evaluate(model, train_digits)["accuracy"],
+            "seconds": sum(history["seconds"])}
 
 
-def train(model: nn.Module, split: data.MNIST, seed: int, args: argparse.Namespace) -> dict:
-    session.seed_everything(seed)  # the same dropout masks for every model of this seed
-    loader = data.mnist_loader(split, "train", batch_size=args.batch_size, seed=seed)
-    loader = data.RandomShifts(loader, max_shift=args.shift, seed=seed)
-    optimizer, scheduler = training.make_optimizer(
-        model, lr=args.lr, total_steps=args.epochs * len(loader), optimizer="rmsprop",
-        schedule=args.schedule)
-    val_loader = data.mnist_loader(split, "validation") if split.y_val is not None else None
-    return training.fit(model, loader, epochs=args.epochs, optimizer=optimizer, scheduler=scheduler,
-                        val_loader=val_loader, clip_norm=1.0, verbose=False)
+def ablation(inputs: data.MNIST, seeds: list[int], select: int, names: list[str]) -> list[dict]:
+    train_digits = data.mnist_loader(inputs, "train", batch_size=500)
+    rows = []
+    print(f"{'variant':<24} {'lr':>7} {'seed':>4} {'validation':>10} {'training':>9} {'s':>6}")
+    for name in names:
+        def record(lr: float, seed: int) -> dict:
+            row = {"variant": name, "lr": lr, "seed": seed,
+                   **run(inputs, {**RECIPE, **VARIANTS[name], "lr": lr}, seed, train_digits)}
+            print(f"{name:<24} {lr:7.0e} {seed:>4} {row['val']:10.2%} {row['train']:9.2%} "
+                  f"{row['seconds']:6.1f}", flush=True)
+            rows.append(row)
+            return row
+
+        scores = {lr: statistics.fmean(record(lr, s)["val"] for s in seeds[:select])
+                  for lr in LR_GRID}
+        chosen = max(LR_GRID, key=lambda lr: scores[lr])   # ties: the first, the smallest rate
+        for seed in seeds[select:]:
+            record(chosen, seed)
+        for row in rows:
+            if row["variant"] == name:
+                row["chosen"] = row["lr"] == chosen
+    return rows
+
+
+def test_part(inputs: data.MNIST, seeds: list[int]) -> list[dict]:
+    test_loader = data.mnist_loader(inputs, "test", batch_size=500)
+    final_split = inputs.for_final_training()
+    rows = []
+    for seed in seeds:
+        session.seed_everything(seed)
+        model = make_mnist_rnn("rnn", RECIPE)
+        history = train_mnist_rnn(model, final_split, RECIPE, seed=seed)
+        test = training.evaluate(model, test_loader)["accuracy"]      # the one look at test
+        rows.append({"seed": seed, "test": test, "seconds": sum(history["seconds"])})
+        print(f"seed {seed}: test accuracy {test:.2%} ({rows[-1]['seconds']:.1f} s)", flush=True)
+    return rows
+
+
+def twins(inputs: data.MNIST, seeds: list[int]) -> None:
+    seconds = {"scratch_rnn": 0.0, "rnn": 0.0}
+    for seed in seeds:
+        session.seed_everything(seed)
+        scratch, reference = make_mnist_rnn("scratch_rnn"), make_mnist_rnn("rnn")
+        scratch.recurrent.cell.copy_to(reference.recurrent)
+        reference.head.load_state_dict(scratch.head.state_dict())
+        for kind, model in (("scratch_rnn", scratch), ("rnn", reference)):
+            history = train_mnist_rnn(model, inputs, seed=seed)
+            seconds[kind] += sum(history["seconds"])
+            print(f"seed {seed} {kind:<12} validation {history['val_accuracy'][-1]:.2%} "
+                  f"{sum(history['seconds']):.1f} s", flush=True)
+    print(f"scratch / nn.RNN training time: {seconds['scratch_rnn'] / seconds['rnn']:.2f}x "
+          "(target <= 3x)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--shift", type=int, default=2, help="largest shift of a digit, in pixels")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
-    parser.add_argument("--schedule", choices=("cosine", "onecycle"), default="onecycle")
-    parser.add_argument("--validation-only", action="store_true",
-                        help="compare a recipe on validation; skip the final fit and the test split")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("ablation", "test", "twins"), required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--select-seeds", type=int, default=3,
+                        help="ablation: how many of the seeds choose each variant's rate")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--no-save", action="store_true", help="print only (a trial run)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)   # as in the chapters
 
     mnist = data.load_mnist(validation_fraction=0.125, device="cpu")
     inputs = data.standardize(mnist)
-    test_loader = data.mnist_loader(inputs, "test", batch_size=500)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; RMSProp lr {args.lr}, "
-          f"{args.schedule} schedule, batch {args.batch_size}, {args.epochs} epochs, "
-          f"shifts <= {args.shift} px, dropout {args.dropout}\n")
-    print(f"{'seed':>4} {'model':<12} {'fitted on':<18} {'seconds':>8} {'s/epoch':>8} "
-          f"{'validation':>10} {'test':>7}")
-    rows = []
-
-    def report(seed: int, name: str, fitted_on: str, history: dict, val, test) -> None:
-        seconds = sum(history["seconds"])
-        rows.append({"seed": seed, "model": name, "seconds": seconds, "val": val, "test": test})
-        cells = [f"{v:10.2%}" if v is not None else f"{'-':>10}" for v in (val, test)]
-        print(f"{seed:>4} {name:<12} {fitted_on:<18} {seconds:8.1f} {seconds / args.epochs:8.2f} "
-              f"{cells[0]} {cells[1][3:]}", flush=True)
-
-    for seed in args.seeds:
-        session.seed_everything(seed)
-        scratch = make_model("scratch_rnn", args)
-        reference = make_model("rnn", args)
-        scratch.recurrent.cell.copy_to(reference.recurrent)
-        reference.head.load_state_dict(scratch.head.state_dict())
-        for name, model in (("scratch RNN", scratch), ("nn.RNN", reference)):
-            history = train(model, inputs, seed, args)
-            report(seed, name, "train", history, history["val_accuracy"][-1], None)
-        if not args.validation_only:
-            session.seed_everything(seed)
-            final = make_model("rnn", args)
-            history = train(final, inputs.for_final_training(), seed, args)
-            test = training.evaluate(final, test_loader)["accuracy"]  # the one look at test
-            report(seed, "nn.RNN final", "train+validation", history, None, test)
-
-    print(f"\n{'model':<13} {'split':<11} {'mean':>7} {'worst':>7} {'mean s':>7}")
-    for name, split in (("scratch RNN", "val"), ("nn.RNN", "val"), ("nn.RNN final", "test")):
-        picked = [r for r in rows if r["model"] == name]
-        if not picked:
-            continue
-        scores = [r[split] for r in picked]
-        print(f"{name:<13} {'validation' if split == 'val' else 'test':<11} "
-              f"{statistics.mean(scores):7.2%} {min(scores):7.2%} "
-              f"{statistics.mean(r['seconds'] for r in picked):7.1f}")
-    seconds = {name: sum(r["seconds"] for r in rows if r["model"] == name)
-               for name in ("scratch RNN", "nn.RNN")}
-    print(f"\nscratch / nn.RNN training time: {seconds['scratch RNN'] / seconds['nn.RNN']:.2f}x "
-          "(target <= 3x)")
-    if not args.validation_only:
-        print("target: nn.RNN final >= 95.50% mean test accuracy")
-    print(f"data: {mnist.describe()}")
+    print(f"torch {torch.__version__}, 1 thread; {mnist.describe()}\n", flush=True)
+    start = time.perf_counter()
+    full = args.seeds == [0, 1, 2, 3, 4] and args.variants == list(VARIANTS)
+    if args.part == "ablation":
+        rows = ablation(inputs, args.seeds, args.select_seeds, args.variants)
+        if full and args.select_seeds == 3 and not args.no_save:
+            results.save("mnist_rnn_ablation", rows, sources=SOURCES,
+                         command="python benchmarks/mnist_rnn.py --part ablation",
+                         notes=f"{mnist.describe()}; validation accuracy after the last epoch")
+    elif args.part == "test":
+        rows = test_part(inputs, args.seeds)
+        print(f"mean test accuracy {statistics.fmean(r['test'] for r in rows):.2%} "
+              f"over seeds {args.seeds}")
+        if args.seeds == [0, 1, 2, 3, 4] and not args.no_save:
+            results.save("mnist_rnn_test", rows, sources=SOURCES,
+                         command="python benchmarks/mnist_rnn.py --part test",
+                         notes=f"{mnist.describe()}; refit on training + validation digits")
+    else:
+        twins(inputs, args.seeds)
+    print(f"\n{time.perf_counter() - start:.0f} s in all")
 
 
 if __name__ == "__main__":

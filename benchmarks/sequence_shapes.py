@@ -1,96 +1,207 @@
-"""Chapter 3's models against their baselines, with the chapter's settings, over seeds.
+"""Chapter 3's models against their baselines, over five seeds, and the searches behind its recipes.
 
-    python benchmarks/sequence_shapes.py                     # seeds 0 1 2, every model
-    python benchmarks/sequence_shapes.py --part mnist        # the two MNIST models only
-    python benchmarks/sequence_shapes.py --search            # the MNIST recipe search
+    python benchmarks/sequence_shapes.py                          # forecast, reverser and mnist parts
+    python benchmarks/sequence_shapes.py --part forecast-search   # the forecasting recipe (validation)
+    python benchmarks/sequence_shapes.py --part forecast          # writes sequence_shapes_forecast
+    python benchmarks/sequence_shapes.py --part reverser          # writes sequence_shapes_reverser
+    python benchmarks/sequence_shapes.py --part mnist             # writes sequence_shapes_mnist
+    python benchmarks/sequence_shapes.py --search                 # the MNIST recipe search (validation)
 
-Default: one row per (seed, model), then one row per model with the mean and the worst
-seed. Forecasting: MSE on held-out series (one step ahead, and the mean over 10 steps
-ahead) against the naive last-value forecast and a least-squares linear model. The
-encoder-decoder: exact match on held-out digit strings (target: at least 95% for every
-seed) against copying the input. MNIST, as the chapter does it: the GRU digit classifier
-and the per-row classifier of cropped digits train on the training split with the recipes
-in ``sequence_shapes.CLASSIFIER_RECIPE`` and ``TAGGER_RECIPE``, are scored on the
-validation split, and then, once, on the test split with the same model (the chapter keeps
-the train-only model).
+Each saved part runs the chapter's recipe with seeds 0-4 (``--seeds`` to change; fewer than five
+seeds print without saving) and writes per-seed rows with ``book_utils.results.save``; chapter 3
+reads them. The seed sets the weights and the order of the batches; the data are the chapter's.
 
-``--search`` compares candidate MNIST recipes on the validation split only (mean and worst
-of the seeds) and never touches the test split; the chapter uses the best mean.
+forecast: held-out series (the chapter's), one step ahead on the predictions of x_32 ... x_59 (so
+every linear window fits), and the 10 values after a context of 50, for the naive last value, the
+linear model and the two GRU forecasters of ``sequence_shapes.FORECAST_RECIPE``.
+forecast-search: that recipe's choices on *validation* series (never the held-out ones): each GRU
+forecaster's learning rate (seeds 0 and 1) and each linear model's window.
+reverser: the encoder-decoder's exact match on held-out strings, per length: up to 200 unseen
+strings of each length 3-8 (every unseen one where fewer exist), and 200 of each of the longer
+lengths 9 and 10, which training never showed.
+mnist: the GRU digit classifier and the per-row classifier of cropped digits, trained on the
+training split with ``CLASSIFIER_RECIPE`` and ``TAGGER_RECIPE``; test accuracy once per seed, and
+the per-row classifier's validation accuracy after each row of the uncropped digits.
+--search compares candidate MNIST recipes on the validation split only and never touches the
+test split; the chapter uses the best mean.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import time
 
 import pandas as pd
 import torch
 
-from book_utils import data, models, sequence_shapes, session, training
+from book_utils import data, models, results, sequence_shapes, session, training
 
-NOISE, LENGTH, HORIZON, WINDOW = 0.1, 60, 10, 16
-FORECAST_STEPS, FORECAST_HIDDEN = 500, 32
-MIN_DIGITS, MAX_DIGITS, SEQ2SEQ_STEPS = 3, 8, 1500
+NOISE, LENGTH, HORIZON, SCORED_FROM = 0.1, 60, 10, 32
+MIN_DIGITS, MAX_DIGITS, LONGER, PER_LENGTH, SEQ2SEQ_STEPS = 3, 8, (9, 10), 200, 1500
 MIN_ROWS = 14
-EXACT_MATCH_TARGET = 0.95
 CLASSIFIER_GRID = {"epochs": [4, 12], "lr": [5e-3], "max_shift": [0, 1]}
 TAGGER_GRID = {"epochs": [5, 12], "lr": [5e-3]}
+LR_GRID, WINDOW_GRID, SEARCH_SEEDS = (1e-2, 3e-2, 1e-1, 3e-1), (4, 8, 16, 24, 32, 40, 44, 48, 50), (0, 1)
+COMMAND = "python benchmarks/sequence_shapes.py --part {}"
+SOURCES = {
+    "forecast": ["book_utils.sequence_shapes.FORECAST_RECIPE",
+                 "book_utils.sequence_shapes.RecurrentForecaster",
+                 "book_utils.sequence_shapes.LinearForecaster",
+                 "book_utils.sequence_shapes.train_forecaster",
+                 "book_utils.sequence_shapes.noisy_sines",
+                 "book_utils.sequence_shapes.naive_forecast",
+                 "book_utils.sequence_shapes.horizon_targets"],
+    "reverser": ["book_utils.models.EncoderDecoder", "book_utils.models.train_encoder_decoder",
+                 "book_utils.models.decode_and_score", "book_utils.data.reversal_pairs",
+                 "book_utils.sequence_shapes.reversal_pairs_by_length"],
+    "mnist": ["book_utils.sequence_shapes.CLASSIFIER_RECIPE",
+              "book_utils.sequence_shapes.TAGGER_RECIPE",
+              "book_utils.sequence_shapes.PerStepClassifier",
+              "book_utils.sequence_shapes.CroppedBatches",
+              "book_utils.sequence_shapes.random_crops", "book_utils.training.train_classifier"],
+}
 
 
-def forecasting_rows(seed: int, device: torch.device) -> list[dict]:
-    train, _ = sequence_shapes.noisy_sines(1024, LENGTH, noise=NOISE, seed=0)
-    test, _ = sequence_shapes.noisy_sines(500, LENGTH, noise=NOISE, seed=1)
+# ---------------------------------------------------------------- forecasting
+
+
+def series() -> dict[str, torch.Tensor]:
+    """The chapter's training and held-out series, and validation series for the search."""
+    return {name: sequence_shapes.noisy_sines(n, LENGTH, noise=NOISE, seed=seed)[0]
+            for name, n, seed in (("train", 1024, 0), ("test", 500, 1), ("validation", 500, 2))}
+
+
+def train_gru(train: torch.Tensor, horizon: int, lr: float, seed: int, device: torch.device):
+    recipe = sequence_shapes.FORECAST_RECIPE
     session.seed_everything(seed)
-    one_step = sequence_shapes.RecurrentForecaster(FORECAST_HIDDEN, horizon=1).to(device)
-    one_seconds = sequence_shapes.train_forecaster(
-        one_step, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
-    session.seed_everything(seed)
-    direct = sequence_shapes.RecurrentForecaster(FORECAST_HIDDEN, horizon=HORIZON).to(device)
-    direct_seconds = sequence_shapes.train_forecaster(
-        direct, train, steps=FORECAST_STEPS, seed=seed)["seconds"][0]
+    model = sequence_shapes.RecurrentForecaster(recipe["hidden_size"], horizon=horizon).to(device)
+    history = sequence_shapes.train_forecaster(model, train, steps=recipe["steps"], lr=lr, seed=seed)
+    return model, history["seconds"][0]
 
-    inputs, targets = sequence_shapes.horizon_targets(test, 1)
-    scored = slice(WINDOW - 1, None)
+
+def one_step_mse(predictions: torch.Tensor, held_out: torch.Tensor) -> float:
+    """MSE of one-step predictions (batch, steps) of x_1 ... x_{T-1}, scored from x_32 on."""
+    return ((predictions[:, SCORED_FROM - 1:] - held_out[:, SCORED_FROM:]) ** 2).mean().item()
+
+
+def linear_one_step(train: torch.Tensor, held_out: torch.Tensor, window: int) -> torch.Tensor:
+    """The linear model's one-step predictions, aligned with x_1 ... x_{T-1} (NaN before a full window)."""
+    fitted = sequence_shapes.LinearForecaster(window, 1).fit(train)(held_out[:, :-1])[..., 0]
+    return torch.cat([torch.full((len(held_out), window - 1), float("nan")), fitted], dim=1)
+
+
+def gru_one_step(model, held_out: torch.Tensor, device: torch.device) -> torch.Tensor:
     with torch.no_grad():
-        gru_one = one_step(inputs.to(device))[0].cpu()
-    linear_one = sequence_shapes.LinearForecaster(WINDOW, 1).fit(train)(test[:, :-1])
-    one_step_mse = {
-        "naive": ((inputs - targets)[:, scored] ** 2).mean().item(),
-        "linear": ((linear_one - targets[:, scored]) ** 2).mean().item(),
-        "gru": ((gru_one - targets)[:, scored] ** 2).mean().item(),
-    }
+        return model(held_out[:, :-1, None].to(device))[0][..., 0].cpu()
 
+
+def multi_step(forecast: torch.Tensor, future: torch.Tensor) -> dict[str, float]:
+    errors = ((forecast - future) ** 2).mean(dim=0)
+    return {"MSE, step 1": errors[0].item(), f"MSE, step {HORIZON}": errors[-1].item(),
+            f"MSE, mean of {HORIZON}": errors.mean().item()}
+
+
+def forecast_search(device: torch.device) -> None:
+    data_ = series()
+    train, val = data_["train"], data_["validation"]
+    context, future = val[:, :-HORIZON], val[:, -HORIZON:]
+    print(f"validation series, one step ahead scored on x_{SCORED_FROM} on; "
+          f"{HORIZON} steps after a context of {context.shape[1]}")
+    rows = []
+    for window in WINDOW_GRID:
+        if window <= SCORED_FROM:
+            rows.append({"model": "linear, one step", "setting": f"window {window}",
+                         "validation MSE": one_step_mse(linear_one_step(train, val, window), val)})
+        forecast = sequence_shapes.LinearForecaster(window, HORIZON).fit(train).forecast(context)
+        rows.append({"model": "linear, direct", "setting": f"window {window}",
+                     "validation MSE": multi_step(forecast, future)[f"MSE, mean of {HORIZON}"]})
+    for lr in LR_GRID:
+        scores = {"GRU, one step": [], f"GRU, vector of {HORIZON}": []}
+        for seed in SEARCH_SEEDS:
+            model, _ = train_gru(train, 1, lr, seed, device)
+            scores["GRU, one step"].append(one_step_mse(gru_one_step(model, val, device), val))
+            model, _ = train_gru(train, HORIZON, lr, seed, device)
+            forecast = model.forecast(context.to(device)).cpu()
+            scores[f"GRU, vector of {HORIZON}"].append(
+                multi_step(forecast, future)[f"MSE, mean of {HORIZON}"])
+        for name, values in scores.items():
+            rows.append({"model": name, "setting": f"lr {lr:g}",
+                         "validation MSE": statistics.mean(values), "worst seed": max(values)})
+        print(f"lr {lr:g} done", flush=True)
+    table = pd.DataFrame(rows).sort_values(["model", "validation MSE"])
+    print(table.round(5).to_string(index=False))
+    best = table.groupby("model", sort=False).first()
+    print("\nbest per model (lowest validation MSE):\n" + best.round(5).to_string())
+
+
+def forecast_rows(seeds: list[int], device: torch.device) -> list[dict]:
+    recipe = sequence_shapes.FORECAST_RECIPE
+    data_ = series()
+    train, test = data_["train"], data_["test"]
     context, future = test[:, :-HORIZON], test[:, -HORIZON:]
-    mse = lambda f: ((f - future) ** 2).mean().item()  # noqa: E731
-    naive_k = mse(sequence_shapes.naive_forecast(context, HORIZON))
-    linear_k = mse(sequence_shapes.LinearForecaster(WINDOW, HORIZON).fit(train).forecast(context))
-    rollout_k = mse(one_step.rollout(context.to(device), HORIZON).cpu())
-    direct_k = mse(direct.forecast(context.to(device)).cpu())
-    row = {"seed": seed, "metric": "MSE (lower is better)", "validation": float("nan")}
-    return [
-        {**row, "model": "GRU one-step forecaster", "task": "1 step ahead", "value": one_step_mse["gru"],
-         "naive": one_step_mse["naive"], "linear": one_step_mse["linear"], "train s": one_seconds},
-        {**row, "model": "GRU, predictions fed back", "task": f"mean of {HORIZON} steps", "value": rollout_k,
-         "naive": naive_k, "linear": linear_k, "train s": one_seconds},
-        {**row, "model": f"GRU, vector of {HORIZON}", "task": f"mean of {HORIZON} steps", "value": direct_k,
-         "naive": naive_k, "linear": linear_k, "train s": direct_seconds},
-    ]
+    naive_one = test[:, :-1]  # x_t as the forecast of x_{t+1}
+    linear_one = linear_one_step(train, test, recipe["window_one_step"])
+    naive_k = multi_step(sequence_shapes.naive_forecast(context, HORIZON), future)
+    linear_direct = sequence_shapes.LinearForecaster(recipe["window_direct"], HORIZON).fit(train)
+    linear_k = multi_step(linear_direct.forecast(context), future)
+    rows = []
+    for seed in seeds:
+        one_step, one_seconds = train_gru(train, 1, recipe["lr_one_step"], seed, device)
+        direct, direct_seconds = train_gru(train, HORIZON, recipe["lr_direct"], seed, device)
+        rollout_k = multi_step(one_step.rollout(context.to(device), HORIZON).cpu(), future)
+        direct_k = multi_step(direct.forecast(context.to(device)).cpu(), future)
+        gru_one = one_step_mse(gru_one_step(one_step, test, device), test)
+        for model, value in [("naive (last value)", one_step_mse(naive_one, test)),
+                             (f"linear (window {recipe['window_one_step']})",
+                              one_step_mse(linear_one, test)),
+                             ("GRU", gru_one)]:
+            rows.append({"seed": seed, "task": "one step", "model": model,
+                         "measure": "one-step MSE", "value": value})
+        for model, errors in [("naive (last value)", naive_k),
+                              (f"linear (window {recipe['window_direct']}), direct", linear_k),
+                              ("GRU, predictions fed back", rollout_k),
+                              (f"GRU, vector of {HORIZON}", direct_k)]:
+            rows += [{"seed": seed, "task": f"{HORIZON} steps", "model": model, "measure": measure,
+                      "value": value} for measure, value in errors.items()]
+        print(f"seed {seed}: one-step GRU {gru_one:.5f}, direct GRU "
+              f"{direct_k[f'MSE, mean of {HORIZON}']:.5f}; trained in {one_seconds:.1f} s "
+              f"+ {direct_seconds:.1f} s", flush=True)
+    return rows
 
 
-def seq2seq_row(seed: int, device: torch.device) -> dict:
-    vocab = data.Vocabulary()
+# ---------------------------------------------------------------- reversing digit strings
+
+
+def reverser_rows(seeds: list[int], device: torch.device) -> list[dict]:
+    vocab = data.Vocabulary("0123456789")
     sources, targets = data.reversal_pairs(20000, MIN_DIGITS, MAX_DIGITS, seed=0)
-    test_sources, test_targets = data.reversal_pairs(1000, MIN_DIGITS, MAX_DIGITS, seed=1, exclude=sources)
-    session.seed_everything(seed)
-    model = models.EncoderDecoder(len(vocab), embedding_size=32, hidden_size=64).to(device)
-    history = models.train_encoder_decoder(model, vocab, sources, targets, steps=SEQ2SEQ_STEPS,
-                                            lr=0.01, batch_size=64, seed=seed)
-    accuracy, _ = models.decode_and_score(model, vocab, test_sources, test_targets)
-    return {"seed": seed, "model": "GRU encoder-decoder", "task": f"reverse {MIN_DIGITS}-{MAX_DIGITS} digits",
-            "metric": "exact match (higher is better)", "value": accuracy, "validation": float("nan"),
-            "naive": models.exact_match(test_sources, test_targets), "linear": float("nan"),
-            "train s": history["seconds"][0]}
+    held_out, expected = sequence_shapes.reversal_pairs_by_length(
+        PER_LENGTH, MIN_DIGITS, MAX_DIGITS, exclude=sources, seed=1)
+    longer, longer_expected = sequence_shapes.reversal_pairs_by_length(
+        PER_LENGTH, *LONGER, seed=2)
+    held_out, expected = held_out + longer, expected + longer_expected
+    rows = []
+    for seed in seeds:
+        session.seed_everything(seed)
+        model = models.EncoderDecoder(len(vocab), embedding_size=32, hidden_size=64).to(device)
+        history = models.train_encoder_decoder(model, vocab, sources, targets, steps=SEQ2SEQ_STEPS,
+                                               lr=0.01, batch_size=64, seed=seed)
+        _, predicted = models.decode_and_score(model, vocab, held_out, expected)
+        table = pd.DataFrame({"length": [len(s) for s in held_out],
+                              "exact": [p == e for p, e in zip(predicted, expected)]})
+        for length, group in table.groupby("length"):
+            rows.append({"seed": seed, "length": int(length), "examples": len(group),
+                         "trained on this length": bool(length <= MAX_DIGITS),
+                         "exact match": float(group["exact"].mean())})
+        print(f"seed {seed}: {history['seconds'][0]:.1f} s, exact match by length "
+              f"{[round(r['exact match'], 3) for r in rows[-len(set(table['length'])):]]}",
+              flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- MNIST
 
 
 def train_classifier(mnist: data.MNIST, recipe: dict, seed: int, device: torch.device):
@@ -133,25 +244,31 @@ def tagger_accuracy(model, split: tuple, device: torch.device) -> float:
     return sequence_shapes.last_step_accuracy(logits, lengths, labels)
 
 
-def mnist_rows(mnist: data.MNIST, seed: int, device: torch.device) -> list[dict]:
-    majority = int(torch.bincount(mnist.y_train).argmax())
-    baseline = (mnist.y_test == majority).float().mean().item()
-    row = {"seed": seed, "metric": "test accuracy (higher is better)", "naive": baseline,
-           "linear": float("nan")}
-    classifier, val, seconds = train_classifier(mnist, sequence_shapes.CLASSIFIER_RECIPE, seed, device)
-    test = training.evaluate(classifier, data.mnist_loader(mnist, "test", batch_size=500))["accuracy"]
-    rows = [{**row, "model": "GRU digit classifier", "task": "MNIST digits", "validation": val,
-             "value": test, "train s": seconds}]
-    cropped = crops(mnist)
-    tagger, val, seconds = train_tagger(cropped, sequence_shapes.TAGGER_RECIPE, seed, device)
-    rows.append({**row, "model": "GRU per-row classifier", "task": f"digits cropped to {MIN_ROWS}-28 rows",
-                 "validation": val, "value": tagger_accuracy(tagger, cropped["test"], device),
-                 "train s": seconds})
+def mnist_rows(mnist: data.MNIST, seeds: list[int], device: torch.device) -> list[dict]:
+    cropped, rows = crops(mnist), []
+    all_rows = torch.full((len(mnist.x_val),), 28)
+    for seed in seeds:
+        classifier, val, _ = train_classifier(mnist, sequence_shapes.CLASSIFIER_RECIPE, seed, device)
+        test = training.evaluate(classifier, data.mnist_loader(mnist, "test", batch_size=500))["accuracy"]
+        rows.append({"seed": seed, "model": "GRU digit classifier", "measure": "test accuracy",
+                     "rows read": 28, "value": test})
+        tagger, val, _ = train_tagger(cropped, sequence_shapes.TAGGER_RECIPE, seed, device)
+        rows.append({"seed": seed, "model": "GRU per-row classifier",
+                     "measure": "test accuracy, cropped digits", "rows read": None,
+                     "value": tagger_accuracy(tagger, cropped["test"], device)})
+        with torch.no_grad():
+            logits = tagger(mnist.x_val.to(device), all_rows).cpu()
+        by_row = (logits.argmax(dim=2) == mnist.y_val[:, None]).float().mean(dim=0)
+        rows += [{"seed": seed, "model": "GRU per-row classifier",
+                  "measure": "validation accuracy after t rows", "rows read": t + 1,
+                  "value": by_row[t].item()} for t in range(28)]
+        print(f"seed {seed}: classifier test {test:.2%}, per-row classifier test "
+              f"{rows[-29]['value']:.2%}, best row {int(by_row.argmax()) + 1}", flush=True)
     return rows
 
 
 def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> None:
-    """Every candidate recipe on the validation split: mean and worst over the seeds."""
+    """Every candidate MNIST recipe on the validation split: mean and worst over the seeds."""
     cropped = crops(mnist)
     for name, grid, run in [
         ("GRU digit classifier", CLASSIFIER_GRID, lambda r, s: train_classifier(mnist, r, s, device)),
@@ -170,22 +287,27 @@ def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> None:
         print(table.round(4).to_string(index=False), "\n")
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and worst seed per model; worst is the highest MSE or the lowest accuracy."""
-    rows = []
-    for (model, task, metric), group in table.groupby(["model", "task", "metric"], sort=False):
-        lower_is_better = metric.startswith("MSE")
-        rows.append({"model": model, "task": task, "metric": metric, "seeds": len(group),
-                     "mean": group["value"].mean(),
-                     "worst": group["value"].max() if lower_is_better else group["value"].min(),
-                     "baseline mean": group["naive"].mean(), "train s (mean)": group["train s"].mean()})
-    return pd.DataFrame(rows)
+# ---------------------------------------------------------------- main
+
+
+def report(part: str, rows: list[dict], by: list[str], value: str, seeds: list[int], notes: str) -> None:
+    table = pd.DataFrame(results.summarize(rows, by, value))
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
+        print(table.round(5).to_string(index=False))
+    if len(seeds) >= results.MIN_SEEDS:
+        path = results.save(f"sequence_shapes_{part}", rows,
+                            sources=["benchmarks/sequence_shapes.py", *SOURCES[part]],
+                            command=COMMAND.format(part), notes=notes)
+        print(f"wrote {path}")
+    else:
+        print(f"(not saved: {len(seeds)} seeds, a results file needs {results.MIN_SEEDS})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--part", choices=("all", "synthetic", "mnist"), default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--part", choices=("all", "forecast-search", "forecast", "reverser", "mnist"),
+                        default="all")
     parser.add_argument("--search", action="store_true",
                         help="compare MNIST recipes on the validation split (no test split)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
@@ -193,30 +315,26 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = session.pick_device()
     start = time.perf_counter()
-    mnist = data.load_mnist(validation_fraction=0.125, device=device) if args.part != "synthetic" else None
+    if args.search or args.part in ("all", "mnist"):
+        mnist = data.load_mnist(validation_fraction=0.125, device=device)
     if args.search:
-        search(mnist, args.seeds, device)
-        print(f"device {device}, total {time.perf_counter() - start:.1f} s")
-        return
-    rows = []
-    for seed in args.seeds:
-        if args.part != "mnist":
-            rows += forecasting_rows(seed, device)
-            rows.append(seq2seq_row(seed, device))
-        if args.part != "synthetic":
-            rows += mnist_rows(mnist, seed, device)
-    table = pd.DataFrame(rows)
-    table = table[["seed", "model", "task", "metric", "validation", "value", "naive", "linear", "train s"]]
-    names = {"value": "test", "naive": "naive / copy / majority", "linear": "linear baseline"}
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.rename(columns=names).round(4).to_string(index=False))
-        print(f"\nover seeds {args.seeds}, test split:")
-        print(summary(table).round(4).to_string(index=False))
-    exact = table[table["model"] == "GRU encoder-decoder"]["value"]
-    if len(exact):
-        verdict = "ok" if (exact >= EXACT_MATCH_TARGET).all() else "BELOW TARGET"
-        print(f"\nencoder-decoder exact match: worst {exact.min():.2%} over {len(exact)} seed(s), "
-              f"target {EXACT_MATCH_TARGET:.0%}: {verdict}")
+        search(mnist, args.seeds[:3], device)
+    elif args.part == "forecast-search":
+        forecast_search(device)
+    else:
+        parts = ("forecast", "reverser", "mnist") if args.part == "all" else (args.part,)
+        for part in parts:
+            print(f"\n== {part}, seeds {args.seeds}")
+            if part == "forecast":
+                rows = forecast_rows(args.seeds, device)
+                report(part, rows, ["task", "model", "measure"], "value", args.seeds, f"device {device}")
+            elif part == "reverser":
+                rows = reverser_rows(args.seeds, device)
+                report(part, rows, ["length"], "exact match", args.seeds, f"device {device}")
+            else:
+                rows = mnist_rows(mnist, args.seeds, device)
+                report(part, rows, ["model", "measure", "rows read"], "value", args.seeds,
+                       f"data: {mnist.describe()}; device {device}")
     print(f"device {device}, total {time.perf_counter() - start:.1f} s")
 
 

@@ -7,13 +7,21 @@ Two groups of helpers, both for Chapter 7 only:
   products (:func:`naive_scan`, which breaks on long sequences) and all at once in
   log space (:func:`log_scan`, Heinsen 2023), with :func:`parallel_scan` for inputs
   of either sign (:func:`chunked_log_scan` bounds its float32 error); the
+  associative scan: the operator on pairs (:func:`combine`), the Hillis-Steele scan
+  (:func:`hillis_steele_scan`), its rounds (:func:`scan_schedule`,
+  :func:`draw_scan_tree`) and :func:`time_scans` with :func:`plot_timings`; the
   recurrent layers :class:`MinGRU` and :class:`MinLSTM` (Feng et al. 2024) built
   on it, :func:`chrono_init` for their gates, and the drivers that compare them
-  with ``nn.GRU`` and ``nn.LSTM``: :func:`train_adding`, :class:`CharModel` with
-  :func:`train_char_model`, :func:`time_recurrences` and :func:`plot_timings`;
+  with ``nn.GRU`` and ``nn.LSTM`` at equal parameters (:func:`match_width`):
+  :func:`train_adding`, :class:`CharModel` with :func:`train_char_model`;
 - **attention**: :func:`additive_attention` (Bahdanau et al. 2015) with padded
-  source positions masked, the :class:`AttentionEncoderDecoder` that uses it,
-  and :func:`plot_attention`.
+  source positions masked, the :class:`AttentionEncoderDecoder` that uses it and
+  its control without attention, :class:`BidirectionalEncoderDecoder`; the reversal
+  drivers (:func:`reversal_splits`, :func:`train_reverser`, :func:`reversal_loss`,
+  :func:`exact_match_by_length`); :func:`plot_attention` and
+  :func:`draw_attention_decoder`;
+- **results over seeds**, read from ``book_utils/results`` (written by
+  ``benchmarks/attention_and_scans.py``): :func:`seed_summary`, :func:`paired_wins`.
 
 Tensors are batch first: (batch, time, features).
 """
@@ -21,18 +29,19 @@ Tensors are batch first: (batch, time, features).
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import cells, data, models, plots, training
-from ._checks import (check_choice, check_device, check_dtype, check_int, check_lengths, check_tensor,
-                      check_type, checked_by)
+from . import cells, data, models, plots, results, training
+from ._checks import (check_bool, check_choice, check_device, check_dtype, check_float, check_int,
+                      check_lengths, check_tensor, check_type, checked_by)
 
 # --------------------------------------------------------------- the linear recurrence
 
@@ -63,10 +72,10 @@ def linear_recurrence_loop(a: torch.Tensor, b: torch.Tensor,
 
 @checked_by(_check_recurrence)
 def naive_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """All steps at once: h_t = A_t (h_0 + sum_{s<=t} b_s / A_s), A_t = a_1 ... a_t (Equation 5)."""
-    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
-    A = a.cumprod(dim=1)                                   # underflows to 0 for long t
-    return A * (h0[:, None] + (b / A).cumsum(dim=1))
+    """All steps at once: h_t = P_t (h_{-1} + sum_{s<=t} b_s / P_s), P_t = a_0 ... a_t (Equation 5)."""
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0   # h_{-1}
+    P = a.cumprod(dim=1)                                   # underflows to 0 for long t
+    return P * (h0[:, None] + (b / P).cumsum(dim=1))
 
 
 def _check_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> None:
@@ -83,8 +92,8 @@ def _check_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tens
 
 @checked_by(_check_log_scan)
 def log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> torch.Tensor:
-    """log h_t for h_t = a_t h_{t-1} + b_t with b, h_0 > 0, all steps at once (Equation 6)."""
-    log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step 0 holds h_0
+    """log h_t for h_t = a_t h_{t-1} + b_t with b, h_{-1} > 0, all steps at once (Equation 6)."""
+    log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step -1: h_{-1}
     log_b = torch.cat([log_h0[:, None], log_b], dim=1)
     a_star = log_a.cumsum(dim=1)                           # log(a_1 ... a_t)
     log_h = a_star + torch.logcumsumexp(log_b - a_star, dim=1)
@@ -151,6 +160,59 @@ def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float
         raise ValueError("reference must not be all zeros (the error is relative to its size), "
                          "got only zeros")
     return ((estimate - reference).abs().max() / reference.abs().max()).item()
+
+
+# --------------------------------------------------------------- the associative scan
+
+
+def _check_combine(first: tuple[torch.Tensor, torch.Tensor],
+                   second: tuple[torch.Tensor, torch.Tensor]) -> None:
+    shapes = []
+    for name, pair in (("first", first), ("second", second)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair (a, b) of tensors, got {type(pair).__name__}")
+        for part, tensor in zip("ab", pair):
+            check_tensor(f"{name}'s {part}", tensor, floating=True)
+            shapes.append(tuple(tensor.shape))
+    if len(set(shapes)) > 1:
+        raise ValueError(f"the a and b of first and second must have one shape, got {shapes}")
+
+
+@checked_by(_check_combine)
+def combine(first: tuple[torch.Tensor, torch.Tensor],
+            second: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) o (a', b') = (a a', a' b + b'): first h -> a h + b, then h -> a' h + b' (Equation 7)."""
+    (a, b), (a_next, b_next) = first, second
+    return a * a_next, a_next * b + b_next
+
+
+@checked_by(_check_recurrence)
+def hillis_steele_scan(a: torch.Tensor, b: torch.Tensor,
+                       h0: torch.Tensor | None = None) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t by an associative scan: ceil(log2 T) rounds of :func:`combine`.
+
+    Round r = 1, 2, ... combines every position t with the one 2^(r-1) steps before
+    it, all t at once; after the last round position t holds the pair of steps 0..t.
+    """
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    shift = 1
+    while shift < a.shape[1]:                              # one round: every t at once
+        a_new, b_new = combine((a[:, :-shift], b[:, :-shift]), (a[:, shift:], b[:, shift:]))
+        a = torch.cat([a[:, :shift], a_new], dim=1)        # the first `shift` are done
+        b = torch.cat([b[:, :shift], b_new], dim=1)
+        shift *= 2
+    return a * h0[:, None] + b                             # (a_0..t, b_0..t) applied to h_{-1}
+
+
+def scan_schedule(T: int) -> list[list[tuple[int, int]]]:
+    """The rounds of :func:`hillis_steele_scan` for ``T`` steps: in each, the pairs (s, t)
+    whose partial results it combines, the earlier s first. Its length is the scan's depth."""
+    T = check_int("T", T, minimum=1)
+    rounds, shift = [], 1
+    while shift < T:
+        rounds.append([(t - shift, t) for t in range(shift, T)])
+        shift *= 2
+    return rounds
 
 
 # --------------------------------------------------------------- minGRU and minLSTM
@@ -286,38 +348,24 @@ def additive_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Te
     return context, alpha
 
 
-class AttentionEncoderDecoder(models.EncoderDecoder):
-    """Chapter 3's encoder-decoder with additive attention over the encoder's states.
+class BidirectionalEncoderDecoder(models.EncoderDecoder):
+    """Chapter 3's encoder-decoder with a bidirectional encoder, and no attention.
 
-    As in Bahdanau et al. (2015), the encoder reads the source in both
-    directions (``hidden_size // 2`` units each way), so its state e_i at each
-    position i knows the tokens on both sides; it keeps all of them. At each
-    output step j the decoder attends with its previous state d_{j-1}, reads the
-    context c_j with the previous token's embedding,
-    d_j = GRUCell([E[y_{j-1}], c_j], d_{j-1}), and predicts from [d_j, c_j].
-    It is called like :class:`models.EncoderDecoder`, so
-    ``models.train_encoder_decoder`` and ``models.decode_and_score`` work on it;
-    :meth:`decode_with_attention` also returns the attention weights.
+    The encoder reads the source in both directions (``hidden_size // 2`` units
+    each way); the decoder, a GRU of ``hidden_size`` units as in
+    :class:`models.EncoderDecoder`, starts from the two directions' final states
+    side by side. It is the control for :class:`AttentionEncoderDecoder`: the
+    same encoder, without the look-back.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64,
-                 attention_size: int | None = None) -> None:
-        super().__init__(vocab_size, embedding_size, hidden_size)
+    def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64) -> None:
         embedding_size = check_int("embedding_size", embedding_size, minimum=1)
         hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         if hidden_size % 2:
             raise ValueError(f"hidden_size must be even (half for each direction), got {hidden_size}")
-        attention_size = check_int("attention_size",
-                                   hidden_size if attention_size is None else attention_size,
-                                   minimum=1)
-        del self.decoder                                  # replaced by a cell that reads c_j
+        super().__init__(vocab_size, embedding_size, hidden_size)
         self.encoder = nn.GRU(embedding_size, hidden_size // 2, batch_first=True,
                               bidirectional=True)
-        self.cell = nn.GRUCell(embedding_size + hidden_size, hidden_size)
-        self.W_q = nn.Linear(hidden_size, attention_size, bias=False)
-        self.W_k = nn.Linear(hidden_size, attention_size)
-        self.v = nn.Parameter(torch.randn(attention_size) / attention_size ** 0.5)
-        self.head = nn.Linear(2 * hidden_size, vocab_size)
 
     def _check_ids(self, name: str, ids: torch.Tensor) -> None:
         super()._check_ids(name, ids)
@@ -336,6 +384,35 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
 
     def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.encode_all(source, lengths)[1][None]  # (1, batch, hidden), as in chapter 3
+
+
+class AttentionEncoderDecoder(BidirectionalEncoderDecoder):
+    """:class:`BidirectionalEncoderDecoder` with additive attention over the encoder's states.
+
+    As in Bahdanau et al. (2015), the encoder reads the source in both
+    directions, so its state e_i at each position i knows the tokens on both
+    sides; it keeps all of them. At each output step j the decoder attends with
+    its previous state d_{j-1}, reads the context c_j with the previous token's
+    embedding, d_j = GRUCell([E[y_{j-1}], c_j], d_{j-1}), and predicts from
+    [d_j, c_j]. It is called like :class:`models.EncoderDecoder`, so
+    ``models.train_encoder_decoder`` and ``models.decode_and_score`` work on it;
+    :meth:`decode_with_attention` also returns the attention weights.
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int = 32, hidden_size: int = 64,
+                 attention_size: int | None = None) -> None:
+        super().__init__(vocab_size, embedding_size, hidden_size)
+        embedding_size = check_int("embedding_size", embedding_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        attention_size = check_int("attention_size",
+                                   hidden_size if attention_size is None else attention_size,
+                                   minimum=1)
+        del self.decoder                                  # replaced by a cell that reads c_j
+        self.cell = nn.GRUCell(embedding_size + hidden_size, hidden_size)
+        self.W_q = nn.Linear(hidden_size, attention_size, bias=False)
+        self.W_k = nn.Linear(hidden_size, attention_size)
+        self.v = nn.Parameter(torch.randn(attention_size) / attention_size ** 0.5)
+        self.head = nn.Linear(2 * hidden_size, vocab_size)
 
     def step(self, token, d, states, keys, mask):
         """One decoder step: (logits (batch, vocab), new state d, attention weights)."""
@@ -386,16 +463,133 @@ class AttentionEncoderDecoder(models.EncoderDecoder):
 # --------------------------------------------------------------- training drivers
 
 
+def match_width(build: Callable[[int], nn.Module], target: int, *, step: int = 1) -> int:
+    """The width w, a multiple of ``step``, whose ``build(w)`` has the parameter count nearest
+    ``target``. Counts grow with the width, so a bisection finds it."""
+    if not callable(build):
+        raise TypeError(f"build must be a function of the width, got {type(build).__name__}")
+    target, step = check_int("target", target, minimum=1), check_int("step", step, minimum=1)
+    count = lambda k: models.count_parameters(build(k * step))  # noqa: E731
+    low, high = 1, 2
+    while count(high) < target:                           # bracket: count(high) >= target
+        if high > 2 ** 16:
+            raise ValueError(f"build must grow with the width: {high * step} units still give "
+                             f"fewer than {target} parameters")
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle) < target else (low, middle)
+    best = min((low, high), key=lambda k: abs(count(k) - target))
+    return best * step
+
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with its weights drawn from ``seed``; the caller's random state is left alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+# The digit reverser (chapter 3's task): trained on 3 to 8 digits, tested on 3-8 and on 9-12.
+REVERSAL_RECIPE = {"train": 20000, "lengths": (3, 8), "long_lengths": (9, 12), "held_out": 1000,
+                   "embedding_size": 32, "steps": 1000, "batch_size": 64}
+# Three models at one parameter count, the attention model's with 64 units (match_width).
+REVERSERS = {"no attention": models.EncoderDecoder,
+             "bidirectional, no attention": BidirectionalEncoderDecoder,
+             "attention": AttentionEncoderDecoder}
+REVERSAL_WIDTHS = {"no attention": 78, "bidirectional, no attention": 88, "attention": 64}
+DIGITS = "0123456789"
+
+
+def reversal_splits() -> dict[str, tuple[list[str], list[str]]]:
+    """(sources, targets) of the reverser's splits: train, validation and test on the trained
+    lengths (no string in two of them), and "long", test strings of unseen lengths."""
+    r = REVERSAL_RECIPE
+    train = data.reversal_pairs(r["train"], *r["lengths"], seed=0)
+    test = data.reversal_pairs(r["held_out"], *r["lengths"], seed=1, exclude=train[0])
+    validation = data.reversal_pairs(r["held_out"], *r["lengths"], seed=3,
+                                     exclude=train[0] + test[0])
+    long = data.reversal_pairs(r["held_out"], *r["long_lengths"], seed=2)
+    return {"train": train, "validation": validation, "test": test, "long": long}
+
+
+def _check_train_reverser(kind: str, splits: dict, *, lr: float, seed: int = 0,
+                          device: str | torch.device | None = None) -> None:
+    check_choice("kind", kind, REVERSERS)
+    check_type("splits", splits, dict)
+    if "train" not in splits:
+        raise ValueError(f"splits must hold a 'train' pair of lists, got keys {sorted(splits)}")
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    check_int("seed", seed, minimum=0)
+    if device is not None:
+        check_device(device)
+
+
+@checked_by(_check_train_reverser)
+def train_reverser(kind: str, splits: dict, *, lr: float, seed: int = 0,
+                   device: str | torch.device | None = None) -> dict:
+    """Train one of :data:`REVERSERS` at its width with chapter 3's recipe (teacher forcing,
+    Adam, one-cycle rate) on ``splits["train"]``. Returns {"model", "seconds", "parameters"}."""
+    r, vocab = REVERSAL_RECIPE, data.Vocabulary(DIGITS)
+    model = _seeded(lambda: REVERSERS[kind](len(vocab), r["embedding_size"], REVERSAL_WIDTHS[kind]),
+                    seed)
+    device = torch.device("cpu") if device is None else check_device(device)
+    history = models.train_encoder_decoder(model.to(device), vocab, *splits["train"],
+                                           steps=r["steps"], lr=lr, batch_size=r["batch_size"],
+                                           seed=seed)
+    return {"model": model, "seconds": history["seconds"][0],
+            "parameters": models.count_parameters(model)}
+
+
+def _check_reversal_pairs(model: models.EncoderDecoder, sources: Sequence[str],
+                          targets: Sequence[str]) -> None:
+    check_type("model", model, models.EncoderDecoder)
+    for name, strings in (("sources", sources), ("targets", targets)):
+        if isinstance(strings, str) or not isinstance(strings, Sequence) or not strings:
+            raise TypeError(f"{name} must be a non-empty list of digit strings, got {strings!r:.60}")
+    if len(sources) != len(targets):
+        raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
+
+
+@checked_by(_check_reversal_pairs)
+@torch.no_grad()
+def reversal_loss(model: models.EncoderDecoder, sources: Sequence[str],
+                  targets: Sequence[str]) -> float:
+    """Mean cross-entropy per target token (end token included) under teacher forcing."""
+    vocab, device = data.Vocabulary(DIGITS), next(model.parameters()).device
+    source, lengths = vocab.encode(list(sources))
+    target, target_lengths = vocab.encode(list(targets), add_eos=True)
+    was_training = model.training
+    logits = model.eval()(source.to(device), lengths, models.shift_right(target).to(device))
+    model.train(was_training)
+    return training.masked_cross_entropy(logits, target.to(device), target_lengths).item()
+
+
+@checked_by(_check_reversal_pairs)
+def exact_match_by_length(model: models.EncoderDecoder, sources: Sequence[str],
+                          targets: Sequence[str]) -> dict[str, float]:
+    """Greedy exact match over all strings ("all") and for each source length ("9", ...)."""
+    _, predicted = models.decode_and_score(model, data.Vocabulary(DIGITS), list(sources),
+                                           list(targets))
+    scores = {"all": models.exact_match(predicted, list(targets))}
+    for n in sorted({len(t) for t in targets}):
+        pairs = [(p, t) for p, t in zip(predicted, targets) if len(t) == n]
+        scores[str(n)] = models.exact_match(*map(list, zip(*pairs)))
+    return scores
+
+
 LAYER_KINDS = ("mingru", "minlstm", "gru", "lstm")
 
 
-def make_layer(kind: str, input_size: int, hidden_size: int) -> nn.Module:
-    """A batch-first recurrent layer: ``MinGRU``, ``MinLSTM``, ``nn.GRU`` or ``nn.LSTM``."""
+def make_layer(kind: str, input_size: int, hidden_size: int, *, mode: str = "scan") -> nn.Module:
+    """A batch-first recurrent layer: ``MinGRU``, ``MinLSTM`` (computed as ``mode`` says),
+    ``nn.GRU`` or ``nn.LSTM``."""
     check_choice("kind", kind, LAYER_KINDS)
+    check_choice("mode", mode, SCAN_MODES)
     if kind == "mingru":
-        return MinGRU(input_size, hidden_size)
+        return MinGRU(input_size, hidden_size, mode=mode)
     if kind == "minlstm":
-        return MinLSTM(input_size, hidden_size)
+        return MinLSTM(input_size, hidden_size, mode=mode)
     return models.make_recurrent(kind, input_size, hidden_size)
 
 
@@ -424,36 +618,89 @@ def chrono_init(layer: nn.Module, max_lag: int, *, seed: int = 0) -> torch.Tenso
     return tau
 
 
-def train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: int = 300,
-                 batch_size: int = 64, lr: float = 1e-2, seed: int = 0, n_test: int = 1000,
-                 device: str | torch.device | None = None) -> dict:
-    """Train a ``models.SequenceRegressor`` over ``make_layer(kind)`` on the adding problem.
+# Learning rates tried for every model of a comparison; each model gets the one with the best
+# validation score (benchmarks/attention_and_scans.py).
+LR_GRID = (3e-3, 1e-2, 3e-2, 1e-1)
+# On the adding problem two layers chose LR_GRID's largest rate, so the search goes one further.
+ADDING_LR_GRID = LR_GRID + (3e-1,)
+# Recurrent layers compared at the parameter count of the GRU with 32 units (adding problem)
+# and 128 units (text), as match_width finds them.
+ADDING_WIDTHS = {"mingru": 498, "gru": 32, "lstm": 27}
+TEXT_RECIPE = {"embedding_size": 32, "streams": 32, "window": 64, "epochs": 1, "mode": "loop"}
+TEXT_WIDTHS = {"mingru": 460, "gru": 128, "lstm": 111}
 
-    The layer starts from :func:`chrono_init` with time scales up to ``steps``.
-    ``train_steps`` Adam updates (cosine-decayed rate, clipping at 1) on
-    minibatches drawn from ``train_steps * batch_size`` sequences of length
-    ``steps``; returns {"model", "mse" (on ``n_test`` new sequences),
-    "seconds", "parameters"}.
+# The adding problem at T = 50 (chapter 5's task), with chapter 5's recipe: 300 Adam steps on
+# minibatches of fresh sequences, a constant rate, the head starting at the mean prediction.
+# minGRU runs as a loop: on a CPU that is faster than its log-space scan, with the same numbers.
+ADDING_RECIPE = {"steps": 50, "train_steps": 300, "batch_size": 64, "clip_norm": 1.0,
+                 "schedule": "constant", "head_at_mean": True, "fresh": True, "mode": "loop"}
+ADDING_SCHEDULES = ("constant", "cosine")
+
+
+def _check_train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: int = 300,
+                        batch_size: int = 64, lr: float = 1e-2, clip_norm: float = 1.0,
+                        schedule: str = "constant", head_at_mean: bool = True, fresh: bool = True,
+                        mode: str = "scan", seed: int = 0, n_eval: int = 1000, test: bool = False,
+                        device: str | torch.device | None = None) -> None:
+    check_choice("kind", kind, LAYER_KINDS)
+    check_int("steps", steps, minimum=3)                  # chrono_init needs lags of 3 or more
+    for name, value in (("hidden_size", hidden_size), ("train_steps", train_steps),
+                        ("batch_size", batch_size), ("n_eval", n_eval)):
+        check_int(name, value, minimum=1)
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    check_choice("schedule", schedule, ADDING_SCHEDULES)
+    check_bool("head_at_mean", head_at_mean)
+    check_bool("fresh", fresh)
+    check_choice("mode", mode, SCAN_MODES)
+    check_int("seed", seed, minimum=0)
+    check_bool("test", test)
+    if device is not None:
+        check_device(device)
+
+
+@checked_by(_check_train_adding)
+def train_adding(kind: str, steps: int, *, hidden_size: int = 32, train_steps: int = 300,
+                 batch_size: int = 64, lr: float = 1e-2, clip_norm: float = 1.0,
+                 schedule: str = "constant", head_at_mean: bool = True, fresh: bool = True,
+                 mode: str = "scan", seed: int = 0, n_eval: int = 1000, test: bool = False,
+                 device: str | torch.device | None = None) -> dict:
+    """Train a regressor over ``make_layer(kind)`` (chrono gates) on the adding problem.
+
+    ``train_steps`` Adam updates, clipped at norm ``clip_norm``, at a ``"constant"`` rate or a
+    ``"cosine"`` decay; ``fresh`` minibatches are new sequences every step, otherwise
+    they are drawn with replacement from ``train_steps * batch_size`` sequences;
+    ``head_at_mean`` starts the head at the mean prediction (weights 0, bias 1);
+    ``mode`` says how a minGRU or minLSTM computes its recurrence (the same numbers).
+    Returns {"model", "validation_mse", "seconds", "parameters"}, and with ``test`` the
+    "test_mse"; each on ``n_eval`` new sequences.
     """
-    torch.manual_seed(check_int("seed", seed, minimum=0))
-    steps = check_int("steps", steps, minimum=3)         # chrono_init needs lags of 3 or more
-    layer = make_layer(kind, 2, hidden_size)
-    chrono_init(layer, steps, seed=seed)
-    model = models.SequenceRegressor(layer, hidden_size)
-    train_steps = check_int("train_steps", train_steps, minimum=1)
-    x, y = data.adding_problem(train_steps * check_int("batch_size", batch_size, minimum=1),
-                               steps, seed=seed)
-    x_test, y_test = data.adding_problem(check_int("n_test", n_test, minimum=1), steps,
-                                         seed=seed + 1_000_003)
+    def build() -> nn.Module:
+        layer = make_layer(kind, 2, hidden_size, mode=mode)
+        chrono_init(layer, steps, seed=seed)
+        model = models.SequenceRegressor(layer, hidden_size)
+        if head_at_mean:
+            with torch.no_grad():
+                model.head.weight.zero_()
+                model.head.bias.fill_(1.0)
+        return model
+
+    model = _seeded(build, seed)
+    x, y = data.adding_problem(train_steps * batch_size, steps, seed=seed)
     device = torch.device("cpu") if device is None else check_device(device)
-    optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=train_steps)
-    batches = training.random_batches(x, y, batch_size=batch_size, seed=seed)
+    batches = (list(zip(x.split(batch_size), y.split(batch_size))) if fresh   # each once
+               else training.random_batches(x, y, batch_size=batch_size, seed=seed))
+    optimizer, decay = training.make_optimizer(model, lr=lr, total_steps=train_steps)
     history = training.fit(model.to(device), batches, steps=train_steps, optimizer=optimizer,
-                           scheduler=schedule, loss_fn=F.mse_loss, clip_norm=1.0, device=device,
-                           verbose=False)
-    test = training.evaluate(model, [(x_test, y_test)], loss_fn=F.mse_loss, device=device)
-    return {"model": model, "mse": test["loss"], "seconds": history["seconds"][0],
-            "parameters": models.count_parameters(model)}
+                           scheduler=decay if schedule == "cosine" else None,
+                           loss_fn=F.mse_loss, clip_norm=clip_norm, device=device, verbose=False)
+    run = {"model": model, "seconds": history["seconds"][0],
+           "parameters": models.count_parameters(model)}
+    for split, offset in (("validation", 2_000_003), ("test", 1_000_003))[: 1 + test]:
+        x_eval, y_eval = data.adding_problem(n_eval, steps, seed=seed + offset)
+        scored = training.evaluate(model, [(x_eval, y_eval)], loss_fn=F.mse_loss, device=device)
+        run[f"{split}_mse"] = scored["loss"]
+    return run
 
 
 class CharModel(nn.Module):
@@ -464,11 +711,11 @@ class CharModel(nn.Module):
     """
 
     def __init__(self, kind: str, vocab_size: int, embedding_size: int = 32,
-                 hidden_size: int = 128) -> None:
+                 hidden_size: int = 128, *, mode: str = "scan") -> None:
         super().__init__()
         self.embed = nn.Embedding(check_int("vocab_size", vocab_size, minimum=2),
                                   check_int("embedding_size", embedding_size, minimum=1))
-        self.recurrent = make_layer(kind, embedding_size, hidden_size)
+        self.recurrent = make_layer(kind, embedding_size, hidden_size, mode=mode)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def _check_state(self, state, batch: int) -> None:
@@ -497,8 +744,10 @@ class CharModel(nn.Module):
 
 def train_char_model(kind: str, train_windows: list, validation_windows: list, *,
                      hidden_size: int = 128, epochs: int = 1, lr: float = 3e-3,
-                     seed: int = 0, device: str | torch.device | None = None) -> dict:
-    """Train a :class:`CharModel` on stream windows with truncated BPTT (state carried).
+                     mode: str = "scan", seed: int = 0,
+                     device: str | torch.device | None = None) -> dict:
+    """Train a :class:`CharModel` on stream windows with truncated BPTT (state carried);
+    ``mode`` as in :func:`make_layer`.
 
     Returns {"model", "validation_bpc", "seconds", "parameters", "history"}.
     """
@@ -508,9 +757,9 @@ def train_char_model(kind: str, train_windows: list, validation_windows: list, *
         check_type(name, windows, list)
         if not windows:
             raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
-    torch.manual_seed(check_int("seed", seed, minimum=0))
     vocab_size = len(text.CharVocabulary())
-    model = CharModel(kind, vocab_size, hidden_size=hidden_size)
+    model = _seeded(lambda: CharModel(kind, vocab_size, hidden_size=hidden_size, mode=mode),
+                    check_int("seed", seed, minimum=0))
     steps = check_int("epochs", epochs, minimum=1) * len(train_windows)
     optimizer, schedule = training.make_optimizer(model, lr=lr, total_steps=steps)
     history = training.fit(model, train_windows, epochs=epochs, optimizer=optimizer,
@@ -525,43 +774,38 @@ def train_char_model(kind: str, train_windows: list, validation_windows: list, *
 # --------------------------------------------------------------- timings and figures
 
 
-def _time_once(layer: nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    outputs, _ = layer(x)
-    outputs.sum().backward()                              # training needs both passes
-    if x.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def time_scans(lengths: Sequence[int], *, batch_size: int = 16, hidden_size: int = 64,
+               repeats: int = 3) -> list[dict]:
+    """Seconds to compute every h_t of h_t = a_t h_{t-1} + b_t on the CPU, three ways.
 
-
-def time_recurrences(lengths: Sequence[int], *, batch_size: int = 16, input_size: int = 32,
-                     hidden_size: int = 64, repeats: int = 3,
-                     device: str | torch.device = "cpu") -> list[dict]:
-    """Seconds for one forward and backward pass of a recurrent layer, for each length T.
-
-    Three layers of the same width: :class:`MinGRU` as a loop and as a scan,
-    and ``nn.GRU``. Each time is the best of ``repeats`` runs, after one
-    warm-up run. Returns one row per T: {"T", "loop", "scan", "nn.GRU"}.
+    :func:`linear_recurrence_loop`, :func:`hillis_steele_scan` and the log-space
+    form (:func:`log_scan`), on gates in (0, 1) and positive b; the best of
+    ``repeats`` runs after a warm-up. Returns one row per T:
+    {"T", "loop", "Hillis-Steele", "log-space"}.
     """
     if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence) or not lengths:
         raise TypeError(f"lengths must be a non-empty list of ints, got {lengths!r}")
     lengths = [check_int("each length", T, minimum=1) for T in lengths]
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    input_size = check_int("input_size", input_size, minimum=1)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     repeats = check_int("repeats", repeats, minimum=1)
-    device = check_device(device)
-    layers = {"loop": MinGRU(input_size, hidden_size, mode="loop"),
-              "scan": MinGRU(input_size, hidden_size, mode="scan"),
-              "nn.GRU": nn.GRU(input_size, hidden_size, batch_first=True)}
+    forms = {"loop": linear_recurrence_loop, "Hillis-Steele": hillis_steele_scan,
+             "log-space": lambda a, b: log_scan(a.log(), b.log(),
+                                                torch.full_like(b[:, 0], -torch.inf)).exp()}
     rows = []
     for T in lengths:
-        x = torch.randn(batch_size, T, input_size, device=device)
+        g = torch.Generator().manual_seed(T)
+        a = torch.rand(batch_size, T, hidden_size, generator=g)
+        b = torch.rand(batch_size, T, hidden_size, generator=g)
         row = {"T": T}
-        for name, layer in layers.items():
-            layer.to(device)
-            _time_once(layer, x)                          # warm-up: allocations, kernel choice
-            row[name] = min(_time_once(layer, x) for _ in range(repeats))
+        for name, form in forms.items():
+            form(a, b)                                    # warm-up: allocations
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                form(a, b)
+                times.append(time.perf_counter() - start)
+            row[name] = min(times)
         rows.append(row)
     return rows
 
@@ -586,41 +830,184 @@ def crossover(rows: Sequence[dict], fast: str, slow: str) -> int | None:
 
 
 def plot_timings(timings: dict[str, list[dict]]) -> Figure:
-    """Time per pass against T, log-log: one panel per setting, one line per layer."""
+    """Time against T, log-log: one panel per setting, one line per form (every key but "T")."""
     check_type("timings", timings, dict)
     if not timings:
         raise ValueError("timings must hold at least one setting, got an empty dict")
+    for setting, rows in timings.items():
+        if not rows or not all(isinstance(r, dict) and "T" in r and len(r) > 1 for r in rows):
+            raise ValueError(f"timings[{setting!r}] must be a non-empty list of rows with 'T' "
+                             f"and at least one time, got {rows!r:.80}")
     fig, axes = plt.subplots(1, len(timings), figsize=(4.6 * len(timings), 3.4), squeeze=False)
-    colours = {"loop": plots.PALETTE["orange"], "scan": plots.PALETTE["blue"],
-               "nn.GRU": plots.PALETTE["green"]}
+    markers = "osD^v"
     for ax, (setting, rows) in zip(axes[0], timings.items()):
         lengths = [r["T"] for r in rows]
-        for name, colour in colours.items():
-            ax.loglog(lengths, [1000 * r[name] for r in rows], marker="o", ms=4, color=colour,
-                      label={"loop": "minGRU, loop", "scan": "minGRU, scan"}.get(name, name))
+        forms = [k for k in rows[0] if k != "T"]
+        for k, name in enumerate(forms):
+            ax.loglog(lengths, [1000 * r[name] for r in rows], marker=markers[k % 5], ms=4,
+                      color=plots.CYCLE[k % len(plots.CYCLE)], label=name)
+        ax.set_xticks(lengths, [str(T) for T in lengths])
+        ax.minorticks_off()
         ax.set_title(setting, fontsize=10)
         ax.set_xlabel("sequence length T")
-        ax.set_ylabel("forward + backward (ms)")
+        ax.set_ylabel("time (ms)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
-                   outputs: Sequence[str]) -> Figure:
-    """Attention maps: for each example, output step (rows) against source digit (columns)."""
+def _check_plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
+                          outputs: Sequence[str], titles: Sequence[str] | None = None) -> None:
     if not (len(weights) == len(sources) == len(outputs)) or not weights:
         raise ValueError(f"weights, sources and outputs must pair up and not be empty, got "
                          f"{len(weights)}, {len(sources)} and {len(outputs)}")
-    fig, axes = plt.subplots(1, len(weights), figsize=(3.0 * len(weights), 3.2))
+    if titles is not None and len(titles) != len(weights):
+        raise ValueError(f"titles must give one title per map ({len(weights)}), got {len(titles)}")
+    for alpha in weights:
+        check_tensor("each map of weights", alpha, dim=2, floating=True, nonempty=True,
+                     layout="(output step, source position)")
+
+
+@checked_by(_check_plot_attention)
+def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
+                   outputs: Sequence[str], titles: Sequence[str] | None = None) -> Figure:
+    """Attention maps: for each example, output step (rows) against source digit (columns).
+
+    The last row is the step that wrote the end token, labelled "end"; ``titles``
+    go above the maps (say which string is of an unseen length, or wrong).
+    """
+    widths = [len(source) + 1.5 for source in sources]     # wider strings, wider panels
+    fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2, 3.6),
+                             gridspec_kw={"width_ratios": widths}, layout="constrained")
     axes = [axes] if len(weights) == 1 else list(axes)
-    for ax, alpha, source, output in zip(axes, weights, sources, outputs):
+    for k, (ax, alpha, source, output) in enumerate(zip(axes, weights, sources, outputs)):
         alpha = alpha.detach().cpu()[: len(output) + 1, : len(source)]  # written digits + end
         shown = ax.imshow(alpha, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(source)), list(source))
-        ax.set_yticks(range(alpha.shape[0]), list(output) + ["<eos>"][: alpha.shape[0] - len(output)])
+        ax.set_yticks(range(alpha.shape[0]), (list(output) + ["end"])[: alpha.shape[0]],
+                      fontsize=8)
         ax.set_xlabel("source digit")
-        ax.set_ylabel("output digit")
+        ax.set_ylabel("output digit" if k == 0 else " ")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=9)
         ax.grid(False)
     fig.colorbar(shown, ax=axes, shrink=0.8, label="attention weight")
     return fig
+
+
+def draw_scan_tree(T: int = 8) -> Figure:
+    """The rounds of :func:`hillis_steele_scan` for ``T`` steps, from :func:`scan_schedule`.
+
+    Row 0 holds the pairs (a_t, b_t); in round r each position t combines what
+    position t - 2^(r-1) holds (a slanted arrow) with its own (a straight one).
+    A box shows the steps s..t its pair stands for; finished prefixes 0..t are green.
+    """
+    T = check_int("T", T, minimum=2)
+    if T > 16:
+        raise ValueError(f"T must be at most 16 to stay readable, got {T}")
+    schedule = scan_schedule(T)
+    gap_x, gap_y = 1.15, 1.25
+    fig, ax = plots.diagram_axes(T * gap_x + 2.2, (len(schedule) + 1) * gap_y + 0.2)
+    first = list(range(T))                                 # first step each position holds
+    for level in range(len(schedule) + 1):
+        if level:
+            for s, t in schedule[level - 1]:
+                plots.draw_arrow(ax, (2.2 + s * gap_x, (level - 1) * gap_y + 0.75),
+                                 (2.2 + t * gap_x, level * gap_y + 0.45))
+            for t in range(T):
+                plots.draw_arrow(ax, (2.2 + t * gap_x, (level - 1) * gap_y + 0.75),
+                                 (2.2 + t * gap_x, level * gap_y + 0.45))
+            shift = 2 ** (level - 1)
+            first = [first[t - shift] if t >= shift else first[t] for t in range(T)]
+        for t in range(T):
+            label = f"{t}" if first[t] == t else f"{first[t]}..{t}"
+            role = "input" if level == 0 else ("output" if first[t] == 0 else "state")
+            plots.draw_box(ax, (2.2 + t * gap_x, level * gap_y + 0.6), label, role,
+                           size=(0.95, 0.42))
+        name = "steps t" if level == 0 else f"round {level}\n(shift {2 ** (level - 1)})"
+        ax.text(0.75, level * gap_y + 0.6, name, ha="center", va="center",
+                fontsize=plots.DIAGRAM["font"] - 1)
+    return fig
+
+
+def draw_attention_decoder() -> Figure:
+    """One step j of the attention decoder of Bahdanau et al. over a source of four digits."""
+    fig, ax = plots.diagram_axes(9.6, 6.2)
+    xs = [1.0 + 1.5 * i for i in range(4)]
+    for i, x in enumerate(xs):
+        plots.draw_box(ax, (x, 0.5), f"$x_{i}$", "input")
+        plots.draw_box(ax, (x, 1.8), f"$e_{i}$", "state")
+        plots.draw_arrow(ax, (x, 0.8), (x, 1.5))
+        if i:
+            plots.draw_arrow(ax, (x - 1.05, 1.9), (x - 0.45, 1.9))    # forward direction
+            plots.draw_arrow(ax, (x - 0.45, 1.7), (x - 1.05, 1.7))    # backward direction
+        plots.draw_box(ax, (x, 3.2), f"$\\alpha_{{j{i}}}$", "gate", size=(0.8, 0.5))
+        plots.draw_arrow(ax, (x, 2.1), (x, 2.95))
+        plots.draw_arrow(ax, (x, 3.45), (3.25, 4.45))
+    ax.add_patch(FancyBboxPatch((0.45, 2.8), 5.6, 0.8, boxstyle="round,pad=0.02",
+                                fill=False, ls="--", edgecolor=plots.DIAGRAM["edge"]))
+    plots.draw_box(ax, (3.25, 4.8), "$c_j = \\sum_i \\alpha_{ji} e_i$", "state", size=(2.3, 0.65))
+    plots.draw_box(ax, (8.0, 1.8), "$d_{j-1}$", "state")
+    plots.draw_arrow(ax, (7.55, 2.0), (6.1, 3.1), "query")
+    plots.draw_box(ax, (8.0, 4.8), "$d_j$", "state")
+    plots.draw_arrow(ax, (8.0, 2.1), (8.0, 4.5), "GRU cell")
+    plots.draw_box(ax, (6.6, 3.9), "$y_{j-1}$", "input")
+    plots.draw_arrow(ax, (6.95, 4.1), (7.55, 4.6))
+    plots.draw_arrow(ax, (4.45, 4.8), (7.55, 4.8))
+    plots.draw_box(ax, (8.0, 5.8), "$o_j$", "output")
+    plots.draw_arrow(ax, (8.0, 5.1), (8.0, 5.5))
+    plots.draw_arrow(ax, (3.25, 5.15), (7.55, 5.8), curve=-0.15)
+    ax.text(3.25, -0.1, "encoder: both directions", ha="center", fontsize=plots.DIAGRAM["font"] - 1)
+    ax.text(8.0, -0.1, "decoder, step j", ha="center", fontsize=plots.DIAGRAM["font"] - 1)
+    ax.set_ylim(-0.3, 6.3)
+    return fig
+
+
+def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
+                 digits: int = 3) -> "pd.DataFrame":
+    """One line per group of ``by``: each value as "mean ± sd" over the rows' seeds, and the
+    number of seeds. The sd is the sample standard deviation, shown with ``digits`` decimals;
+    a value that is the same in every seed of a group (a setting) is shown alone."""
+    import pandas as pd                                   # the chapters' table library
+
+    check_type("rows", rows, (list, tuple))
+    check_type("by", by, str)
+    check_int("digits", digits, minimum=0)
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
+        raise TypeError(f"values must be a non-empty list of column names, got {values!r}")
+    if not rows:
+        raise ValueError("rows must hold at least one row, got an empty list")
+    for row in rows:
+        if not isinstance(row, dict) or by not in row or any(v not in row for v in values):
+            raise ValueError(f"rows must be dicts with {by!r} and {list(values)}, got {row!r:.80}")
+    table = {}
+    for value in values:
+        for group in results.summarize(rows, by, value):
+            line = table.setdefault(group[by], {})
+            if group["min"] == group["max"]:             # a setting: no spread to show
+                mean = group["mean"]
+                line[value] = (f"{mean:.0f}" if mean == int(mean) and abs(mean) >= 2
+                               else f"{mean:.{digits}f}")
+            else:
+                line[value] = f"{group['mean']:.{digits}f} ± {group['std']:.{digits}f}"
+            line["seeds"] = group["n"]
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis(by)
+
+
+def paired_wins(rows: Sequence[dict], first: str, second: str, value: str = "test") -> int:
+    """The number of seeds in which model ``first`` scores lower ``value`` than ``second``."""
+    check_type("rows", rows, (list, tuple))
+    check_type("first", first, str)
+    check_type("second", second, str)
+    check_type("value", value, str)
+    if not rows:
+        raise ValueError("rows must hold at least one row, got an empty list")
+    score = {}
+    for row in rows:
+        if not isinstance(row, dict) or any(k not in row for k in ("model", "seed", value)):
+            raise ValueError(f"rows must be dicts with 'model', 'seed' and {value!r}, got {row!r:.80}")
+        score[row["model"], row["seed"]] = row[value]
+    seeds = {s for m, s in score if m == first} & {s for m, s in score if m == second}
+    if not seeds:
+        raise ValueError(f"no seed has runs of both {first!r} and {second!r}")
+    return sum(score[first, s] < score[second, s] for s in seeds)

@@ -4,11 +4,11 @@ The model is the vanilla tanh RNN of Chapter 1 with a linear head and a softmax
 cross-entropy loss on the last step only (a sequence classifier):
 
     h_t    = tanh(x_t W_xh + h_{t-1} W_hh + b_h)      t = 0 .. T-1, h_{-1} = h0
-    logits = h_{T-1} V + c
+    logits = h_{T-1} W_hy + b_y
     L      = mean over the batch of -log softmax(logits)[y]
 
 All weights are stored as (in, out), as in :class:`book_utils.cells.RNNCell`:
-W_xh (F, H), W_hh (H, H), b_h (H,), V (H, C), c (C,).
+W_xh (F, H), W_hh (H, H), b_h (H,), W_hy (H, C), b_y (C,).
 
 :func:`forward` computes the loss and keeps what the backward pass needs (the
 inputs, every state and the softmax probabilities). :func:`backward` walks the
@@ -48,7 +48,7 @@ from .plots import CYCLE, DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
 from .training import IGNORE_INDEX
 
 
-PARAMETER_NAMES = ("W_xh", "W_hh", "b_h", "V", "c")
+PARAMETER_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
 
 @dataclass
@@ -89,15 +89,15 @@ def _check_parameters(params: dict) -> tuple[int, int, int]:
     W_xh = check_tensor("params['W_xh']", params["W_xh"], dim=2, floating=True, layout="(F, H)")
     F, H = W_xh.shape
     expected = {"W_hh": (H, H), "b_h": (H,)}
-    V = check_tensor("params['V']", params["V"], dim=2, floating=True, layout="(H, C)")
-    C = V.shape[1]
-    expected.update({"V": (H, C), "c": (C,)})
+    W_hy = check_tensor("params['W_hy']", params["W_hy"], dim=2, floating=True, layout="(H, C)")
+    C = W_hy.shape[1]
+    expected.update({"W_hy": (H, C), "b_y": (C,)})
     for name, shape in expected.items():
         value = check_tensor(f"params[{name!r}]", params[name], floating=True)
         if tuple(value.shape) != shape:
             raise ValueError(
                 f"params[{name!r}] must have shape {shape} to match W_xh {tuple(W_xh.shape)} "
-                f"and V {tuple(V.shape)}, got {tuple(value.shape)}"
+                f"and W_hy {tuple(W_hy.shape)}, got {tuple(value.shape)}"
             )
     for name in PARAMETER_NAMES[1:]:
         if params[name].dtype != W_xh.dtype:
@@ -152,11 +152,11 @@ def forward(
     B, T, _ = x.shape
     if h0 is None:
         h0 = x.new_zeros(B, params["W_hh"].shape[0])
-    W_xh, W_hh, b_h, V, c = (params[name] for name in PARAMETER_NAMES)
+    W_xh, W_hh, b_h, W_hy, b_y = (params[name] for name in PARAMETER_NAMES)
     h = [h0]
     for t in range(T):
         h.append(torch.tanh(x[:, t] @ W_xh + h[-1] @ W_hh + b_h))
-    logits = h[-1] @ V + c
+    logits = h[-1] @ W_hy + b_y
     log_probs = torch.log_softmax(logits, dim=1)
     loss = -log_probs[torch.arange(B), y].mean()
     cache = BPTTCache(x=x, h=torch.stack(h, dim=1), probs=log_probs.exp(), y=y)
@@ -175,40 +175,33 @@ def _check_backward(
 def backward(
     cache: BPTTCache, params: dict[str, torch.Tensor], *, keep_state_grads: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Gradients of the mean loss with respect to the five weights, by hand.
+    """The gradients of the mean loss with respect to the five weights, without autograd.
 
-    Returns a dict with keys ``W_xh, W_hh, b_h, V, c`` (same shapes as the
-    weights). With ``keep_state_grads`` it also holds ``"h"``: dL/dh_t for every
-    step, shape (batch, T, hidden), the quantity the loop carries as ``dh_next``.
+    Names follow the text: ``H[:, t + 1]`` is H_t (the cache stores H_{-1} first),
+    ``delta`` is Δ_t = ∂L/∂H_t and ``delta_z`` is Δᶻ_t. Returns ``W_xh, W_hh, b_h,
+    W_hy, b_y``, each of its weight's shape; with ``keep_state_grads`` also ``"h"``,
+    every Δ_t stacked to (batch, T, hidden).
     """
-    W_hh, V = params["W_hh"], params["V"]
-    x, h, probs, y = cache.x, cache.h, cache.probs, cache.y
-    B, T, _ = x.shape
-
-    # Softmax cross-entropy: dL/dlogits = (p - onehot(y)) / B for a mean over the batch.
-    dlogits = probs.clone()
-    dlogits[torch.arange(B), y] -= 1.0
-    dlogits /= B
-    grads = {"V": h[:, T].T @ dlogits, "c": dlogits.sum(dim=0)}
-
-    dW_xh = torch.zeros_like(params["W_xh"])
-    dW_hh = torch.zeros_like(W_hh)
-    db_h = torch.zeros_like(params["b_h"])
-    dh_next = dlogits @ V.T  # dL/dh_{T-1}: the loss sees only the last state
-    state_grads = []
+    X, H, P, y = cache.x, cache.h, cache.probs, cache.y
+    W_hh, W_hy = params["W_hh"], params["W_hy"]
+    B, T, _ = X.shape
+    grads = {name: torch.zeros_like(params[name]) for name in PARAMETER_NAMES}
+    Y = F.one_hot(y.long(), P.shape[1]).to(P.dtype)         # one-hot labels, (B, C)
+    delta_O = (P - Y) / B
+    grads["W_hy"] = H[:, T].T @ delta_O
+    grads["b_y"] = delta_O.sum(dim=0)
+    delta = delta_O @ W_hy.T                                # Δ_{T-1}
+    kept = []
     for t in reversed(range(T)):
-        h_t, h_prev = h[:, t + 1], h[:, t]
-        if keep_state_grads:
-            state_grads.append(dh_next)
-        dz = dh_next * (1.0 - h_t * h_t)  # through tanh: tanh'(z) = 1 - tanh(z)^2
-        dW_xh += x[:, t].T @ dz
-        dW_hh += h_prev.T @ dz
-        db_h += dz.sum(dim=0)
-        dh_next = dz @ W_hh.T  # dL/dh_{t-1}, carried to the previous step
-    grads.update({"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h})
+        kept.append(delta)
+        delta_z = delta * (1 - H[:, t + 1] ** 2)            # through tanh
+        grads["W_hh"] += H[:, t].T @ delta_z                # one term of each sum
+        grads["W_xh"] += X[:, t].T @ delta_z
+        grads["b_h"] += delta_z.sum(dim=0)
+        delta = delta_z @ W_hh.T                            # Δ_{t-1}, one step back
     if keep_state_grads:
-        grads["h"] = torch.stack(state_grads[::-1], dim=1)
-    return {name: grads[name] for name in (*PARAMETER_NAMES, "h") if name in grads}
+        grads["h"] = torch.stack(kept[::-1], dim=1)         # Δ_0, ..., Δ_{T-1}
+    return grads
 
 
 def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -241,7 +234,7 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
         else:
             cell = recurrent.cell
             weights = {"W_xh": cell.W_xh, "W_hh": cell.W_hh, "b_h": cell.b_h}
-        weights.update({"V": head.weight.T, "c": head.bias})
+        weights.update({"W_hy": head.weight.T, "b_y": head.bias})
         return {name: weights[name].detach().clone() for name in PARAMETER_NAMES}
 
 
@@ -271,9 +264,11 @@ def autograd_graph(
     Walks ``output.grad_fn`` and its ``next_functions``. Returns ``(nodes, edges)``:
     each node is ``{"id": int, "op": str, "label": str}`` where ``op`` is the
     autograd class name (``"TanhBackward0"``, ``"AccumulateGrad"``, ...) and
-    ``label`` is a short name (the op without ``Backward0``, or the parameter's
-    name from ``names`` for a leaf). An edge ``(i, j)`` means node i passes
-    gradient to node j; node 0 is ``output.grad_fn``.
+    ``label`` is a short name: the parameter's name from ``names`` for a leaf, and
+    for an operation the op without ``Backward0``, followed by the names of the
+    parameters it uses (``"Mm ($W_{hh}$)"``), so that the two products of a step
+    can be told apart. An edge ``(i, j)`` means node i passes gradient to node j;
+    node 0 is ``output.grad_fn``.
     """
     check_tensor("output", output, floating=True)
     if output.grad_fn is None:
@@ -297,9 +292,14 @@ def autograd_graph(
         index[id(fn)] = len(nodes)
         nodes.append({"id": len(nodes), "op": op, "label": label})
         me = index[id(fn)]
+        uses = []
         for child, _ in fn.next_functions:
             if child is not None:
                 edges.append((me, visit(child)))
+                if type(child).__name__ == "AccumulateGrad" and id(child.variable) in by_tensor:
+                    uses.append(by_tensor[id(child.variable)])
+        if uses:
+            nodes[me]["label"] += f" ({', '.join(uses)})"
         return me
 
     visit(output.grad_fn)
@@ -435,7 +435,7 @@ def echo_stream(
 
 
 class StepClassifier(SequenceClassifier):
-    """Classify every step of a sequence: logits_t = h_t V + c.
+    """Classify every step of a sequence: logits_t = h_t W_hy + b_y.
 
     ``forward(x, state=None)`` takes x of shape (batch, time, features) and the
     state the recurrent layer ended the previous chunk with (or ``None`` for
@@ -498,7 +498,7 @@ def train_mnist_rnn(
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
         torch.manual_seed(seed)
         model = models.make_classifier("rnn", hidden_size=hidden_size)
-        nn.init.orthogonal_(model.recurrent.weight_hh_l0)  # singular values 1: no early vanishing
+        nn.init.orthogonal_(model.recurrent.weight_hh_l0)  # every singular value 1
     loader = data.mnist_loader(digits, "train", batch_size=batch_size, seed=seed)
     shifted = data.RandomShifts(loader, max_shift, seed=seed)
     history = training.train_classifier(model, shifted, epochs=epochs, lr=lr, schedule="onecycle",
@@ -533,13 +533,13 @@ def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure
                     fontsize=DIAGRAM["font"] - 2)
     x_last = xs[last]
     draw_box(ax, (x_last, 3.3), r"$\hat{y}$", "output")
-    draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$V$")
-    draw_box(ax, (x_last, 4.4), "$L$", "loss")
+    draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$W_{hy}$")
+    draw_box(ax, (x_last, 4.4), r"$\mathcal{L}$", "loss")
     draw_arrow(ax, (x_last, 3.6), (x_last, 4.1), "$y$")
     if backward:
         for t in range(last, 0, -1):
             draw_arrow(ax, (xs[t] - 0.3, 1.9), (xs[t - 1] + 0.3, 1.9), curve=-0.45)
-            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial L / \partial h_{{{t - 1}}}$",
+            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial \mathcal{{L}} / \partial h_{{{t - 1}}}$",
                     ha="center", va="center", fontsize=DIAGRAM["font"] - 2,
                     color=DIAGRAM["loss"])
     ax.set_xlim(-0.1, 1.2 + 1.7 * steps)
@@ -567,6 +567,11 @@ def _graph_depths(n_nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
 
 
 _STATE_OPS = ("Tanh", "Relu")
+
+
+def _op(node: dict) -> str:
+    """The operation of a node without autograd's ``Backward0`` suffix: ``"Tanh"``, ``"Mm"``."""
+    return node["op"].split("Backward")[0]
 _LOSS_OPS = ("NllLoss", "LogSoftmax", "Mean", "Neg", "MseLoss")
 
 
@@ -584,7 +589,7 @@ def _column_layout(nodes, depth, is_leaf):
     column k the k-th state node from the loss and what lies below it.
     """
     state_depths = sorted({depth[i] for i, node in enumerate(nodes)
-                           if not is_leaf[i] and node["label"] in _STATE_OPS})
+                           if not is_leaf[i] and _op(node) in _STATE_OPS})
     starts = [0] + [d for d in state_depths if d > 0]
     column, row = {}, {}
     for i in range(len(nodes)):
@@ -671,10 +676,13 @@ def draw_autograd_graph(
     for i in leaves:
         pos[i] = (leaf_x, rail_y[i])
     right = leaf_x + max((width[i] for i in leaves), default=0) / 2 + 0.3
-    top = 0.9
+    top = 1.5
     bottom = min(rail_y.values(), default=graph_bottom) - 0.5
     fig, ax = diagram_axes(right, top - bottom, figsize=(0.62 * right, 0.62 * (top - bottom)))
     ax.set_ylim(bottom, top)
+    ax.text(0.6, 1.15, "Arrows point the way backward() sends gradients: from the loss back "
+            "through the steps, right to left, and down to the parameters.", ha="left",
+            va="bottom", fontsize=DIAGRAM["font"] - 1, color=DIAGRAM["edge"])
 
     for k, start in left_edge.items():
         heading = "head and loss" if k == 0 else f"step {n_columns - 1 - k}"
@@ -683,9 +691,9 @@ def draw_autograd_graph(
     for i, node in enumerate(nodes):
         if is_leaf[i]:
             role = "input"
-        elif node["label"] in _STATE_OPS:
+        elif _op(node) in _STATE_OPS:
             role = "state"
-        elif node["label"] in _LOSS_OPS:
+        elif _op(node) in _LOSS_OPS:
             role = "loss"
         else:
             role = "gate"
@@ -723,7 +731,7 @@ def draw_autograd_graph(
 
 def plot_state_gradients(
     curves: dict, *, title: str | None = None, ax: Axes | None = None,
-    ylabel: str = r"$\| \partial L / \partial h_t \|$",
+    ylabel: str = r"$\| \partial \mathcal{L} / \partial h_t \|$",
 ) -> Figure:
     """Gradient norms against the step t on a log scale, one line per entry of ``curves``.
 
@@ -731,7 +739,9 @@ def plot_state_gradients(
     ``cells.state_gradient_norms(...)["h"]``). A straight line on this plot is
     a constant factor per step: the slope is the log of that factor. ``ylabel``
     names what the curves measure; when they mix ||dL/dh_t|| and ||dL/dc_t||, say
-    so there and in each label. A label that mentions ``c_t`` is drawn dashed.
+    so there and in each label. A label that mentions ``c_t`` is drawn dashed, and
+    labels that share the part before a colon (``"LSTM: h_t"``, ``"LSTM: c_t"``)
+    share a colour. With more than four curves the legend sits beside the axes.
     """
     check_type("ylabel", ylabel, str)
     check_type("curves", curves, dict)
@@ -742,15 +752,21 @@ def plot_state_gradients(
     else:
         check_type("ax", ax, Axes)
         fig = ax.figure
+    colours: dict[str, str] = {}
     for label, norms in curves.items():
         norms = as_numpy(f"curves[{label!r}]", norms, dim=1).astype(float)
         shown = np.where(norms > 0, norms, np.nan)  # a log axis cannot show exact zeros
         style = "--" if "c_t" in str(label) else "-"
-        ax.plot(np.arange(len(norms)), shown, style, label=str(label))
+        model = str(label).split(":")[0]
+        colour = colours.setdefault(model, CYCLE[len(colours) % len(CYCLE)])
+        ax.plot(np.arange(len(norms)), shown, style, color=colour, label=str(label))
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    if len(curves) > 4:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()

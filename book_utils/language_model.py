@@ -1,13 +1,15 @@
 """Chapter 6: character-level language models on real text.
 
 - :class:`NGramModel`: count-based n-gram models with interpolated absolute
-  discounting, scored in bits per character;
+  discounting, scored in bits per character (the chapter's strongest n-gram model,
+  modified Kneser-Ney, lives in :mod:`book_utils.text`); :func:`sample_ngram`;
 - :class:`CharLM`: embedding -> RNN / GRU / LSTM (one or more layers, dropout
   between them) -> linear head, called as ``model(x, state) -> (logits, state)``
   so that :func:`book_utils.training.fit` can carry its state across windows;
-- :func:`train_for_steps`: the chapter's recipe, :func:`training.fit` with truncated
-  BPTT for a fixed number of updates; :func:`budget_steps`: the number of updates
-  that takes a given time on the reference machine (:data:`BUDGET_STEPS`);
+- the recipe: :data:`RECIPE`, :data:`CONFIGS`, the rates and dropout chosen on
+  validation (:data:`LEARNING_RATES`, :data:`DROPOUT`); :func:`train_for_steps`
+  (:func:`training.fit` with truncated BPTT for a fixed number of updates) and
+  :func:`train_recipe`; scores: :func:`held_out_bits`, :func:`bits_by_position`;
 - :func:`sample`: temperature and top-k sampling from a prompt, with the sample's
   log-likelihood under the model;
 - unit analysis: :func:`text_features`, :func:`hidden_states`,
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -28,9 +31,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import training
-from ._checks import check_choice, check_float, check_int, check_tensor, check_type, checked_by
+from ._checks import (check_choice, check_device, check_float, check_int, check_tensor, check_type,
+                      checked_by)
 from .plots import CYCLE
-from .text import CharVocabulary, bits_per_char
+from .text import CharVocabulary, KneserNey, bits_per_char
 
 LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -51,21 +55,21 @@ def _check_interpolated_prob(model: "NGramModel", history: str, ch: str, order: 
 
 @checked_by(_check_interpolated_prob)
 def interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) -> float:
-    """P_k(c | h) = (max(N(h c) - d, 0) + d T(h) P_{k-1}(c | h')) / N(h), from k = 1 up.
+    """P_k(c | u) = (max(N(uc) - d, 0) + d N1+(u.) P_{k-1}(c | u')) / N(u), from k = 1 up.
 
-    N counts in the training text, T(h) is the number of different characters seen
-    after h, h' is h without its oldest character, and P_0 is the uniform guess.
+    N counts in the training text, N1+(u.) is the number of different characters
+    seen after u, u' is u without its oldest character, and P_0 is the uniform guess.
     """
     d, p = model.discount, 1.0 / model.vocab_size
     for k in range(1, order + 1):
         if len(history) < k - 1:
             break                              # not enough history for this order
-        h = history[len(history) - k + 1:]     # the last k - 1 characters
-        seen = model.context_counts[k - 1].get(h, 0)
+        u = history[len(history) - k + 1:]     # the last k - 1 characters
+        seen = model.context_counts[k - 1].get(u, 0)
         if seen == 0:
             break                              # unseen context: keep the lower order
-        hits = model.counts[k - 1].get(h + ch, 0)
-        p = (max(hits - d, 0.0) + d * model.followers[k - 1][h] * p) / seen
+        hits = model.counts[k - 1].get(u + ch, 0)
+        p = (max(hits - d, 0.0) + d * model.followers[k - 1][u] * p) / seen
     return p
 
 
@@ -203,29 +207,26 @@ def make_language_model(kind: str, vocab_size: int, parameters: int, *, embeddin
                   num_layers=num_layers, dropout=dropout)
 
 
-# The chapter's training budgets, in updates (batch 32, window 64, about 100,000 parameters).
-# A budget in seconds would make the results depend on how busy the machine is; a fixed number
-# of updates gives the same numbers on every run. The counts were chosen so that each model
-# trains for about BUDGET_SECONDS on the reference machine (2 CPU cores, one torch thread):
-# `python benchmarks/language_model.py --time-steps` measured the median milliseconds per
-# update once (RNN 25, GRU 31, LSTM 19, 2-layer LSTM 20), and
-# BUDGET_SECONDS divided by them, rounded to tens, gives the counts.
-BUDGET_SECONDS = 8.0
-BUDGET_STEPS = {("rnn", 1): 320, ("gru", 1): 260, ("lstm", 1): 420, ("lstm", 2): 400}
-# The reset experiment's budget: the one-layer LSTM on windows of 16 characters, about half of
-# BUDGET_SECONDS (5 ms per update, timed the same way with `--window 16 --models lstm`).
-RESET_STEPS = 780
-
-
-def budget_steps(kind: str, num_layers: int = 1, seconds: float = BUDGET_SECONDS) -> int:
-    """Updates that take about ``seconds`` for a chapter-sized model on the reference machine."""
-    check_choice("kind", kind, tuple(LAYERS))
-    check_int("num_layers", num_layers, minimum=1)
-    seconds = check_float("seconds", seconds, minimum=0.0, strict_minimum=True)
-    if (kind, num_layers) not in BUDGET_STEPS:
-        raise ValueError(f"budgets are measured for {sorted(BUDGET_STEPS)} (kind, num_layers), "
-                         f"got ({kind!r}, {num_layers})")
-    return max(1, round(BUDGET_STEPS[kind, num_layers] * seconds / BUDGET_SECONDS))
+# The chapter's recipe, the same for every recurrent model: about 100,000 parameters (the
+# axis the models are matched on), an embedding of 32, batches of 32 streams in windows of
+# 64 characters, 1,000 Adam updates with a cosine-decayed rate, gradients clipped at norm 1.
+RECIPE = {"parameters": 100_000, "embedding_size": 32, "batch_size": 32, "window": 64,
+          "steps": 1000, "clip_norm": 1.0}
+# The models compared. The dropout rate between the two LSTM layers is chosen on validation.
+CONFIGS = {"RNN": {"kind": "rnn"}, "GRU": {"kind": "gru"}, "LSTM": {"kind": "lstm"},
+           "LSTM, 2 layers": {"kind": "lstm", "num_layers": 2},
+           "LSTM, 2 layers, dropout": {"kind": "lstm", "num_layers": 2}}
+# What `python benchmarks/language_model.py` searches, on the validation text: Adam's peak rate
+# for each model (two seeds each), then the dropout rate at the 2-layer LSTM's chosen rate.
+LR_GRID = (0.0025, 0.005, 0.01, 0.02, 0.04)
+DROPOUT_GRID = (0.1, 0.2, 0.3)
+# The reset experiment: the one-layer LSTM on windows of 16 characters.
+RESET_WINDOW = 16
+# Chosen on validation by `python benchmarks/language_model.py --part models` (its "search" rows in
+# book_utils/results/language_model.json; tests/test_language_model.py checks they agree).
+LEARNING_RATES = {"RNN": 0.005, "GRU": 0.005, "LSTM": 0.02, "LSTM, 2 layers": 0.02,
+                  "LSTM, 2 layers, dropout": 0.02}
+DROPOUT = 0.1
 
 
 def _check_windows(name: str, windows) -> None:
@@ -234,6 +235,28 @@ def _check_windows(name: str, windows) -> None:
         raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
 
 
+def _check_training(windows: list, steps: int, lr: float, state: str, clip_norm: float | None,
+                    val_windows: list | None, device) -> None:
+    _check_windows("windows", windows)
+    if val_windows is not None:
+        _check_windows("val_windows", val_windows)
+    check_int("steps", steps, minimum=1)
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    check_choice("state", state, training.STATE_MODES)
+    if clip_norm is not None:
+        check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    if device is not None:
+        check_device(device)
+
+
+def _check_train_for_steps(model: CharLM, windows: list, *, steps: int, lr: float,
+                           state: str = "carry", clip_norm: float | None = 1.0,
+                           val_windows: list | None = None, device=None) -> None:
+    check_type("model", model, CharLM)
+    _check_training(windows, steps, lr, state, clip_norm, val_windows, device)
+
+
+@checked_by(_check_train_for_steps)
 def train_for_steps(
     model: CharLM,
     windows: list,
@@ -242,33 +265,120 @@ def train_for_steps(
     lr: float,
     state: str = "carry",
     clip_norm: float | None = 1.0,
+    val_windows: list | None = None,
     device: str | torch.device | None = None,
 ) -> dict[str, list]:
     """Train ``model`` on stream windows for ``steps`` updates with :func:`training.fit`.
 
     Adam with a cosine-decayed rate and gradient clipping at ``clip_norm`` (``None``:
-    no clipping). ``state="carry"`` is
-    truncated BPTT across windows; ``"reset"`` starts every window from a zero
-    state. The history gains ``"steps"`` and the measured ``"seconds_per_step"``.
+    no clipping). ``state="carry"`` is truncated BPTT across windows; ``"reset"``
+    starts every window from a zero state. With ``val_windows`` the held-out loss is
+    measured after every pass over ``windows`` and at the end (``"val_loss"``, at the
+    updates listed in ``"val_steps"``). The history gains ``"steps"`` and the
+    measured ``"seconds_per_step"``.
     """
-    check_type("model", model, CharLM)
-    _check_windows("windows", windows)
-    steps = check_int("steps", steps, minimum=1)
-    check_choice("state", state, training.STATE_MODES)
     optimizer, scheduler = training.make_optimizer(model, lr=lr, total_steps=steps)
     history = training.fit(model, windows, optimizer=optimizer, scheduler=scheduler, steps=steps,
-                           state=state, clip_norm=clip_norm, device=device, verbose=False)
+                           val_loader=val_windows, state=state, clip_norm=clip_norm,
+                           device=device, verbose=False)
+    history["val_steps"] = [min(k * len(windows), steps) for k in history["epoch"]]
     history["seconds_per_step"] = [sum(history["seconds"]) / steps]
     history["steps"] = [steps]
     return history
 
 
+def _check_train_recipe(name: str, vocab_size: int, windows: list, *, lr: float, seed: int,
+                        dropout: float = 0.0, state: str = "carry",
+                        val_windows: list | None = None, device=None) -> None:
+    check_choice("name", name, tuple(CONFIGS))
+    check_int("vocab_size", vocab_size, minimum=2)
+    check_int("seed", seed, minimum=0)
+    check_float("dropout", dropout, minimum=0.0, maximum=1.0)
+    if dropout > 0 and CONFIGS[name].get("num_layers", 1) == 1:
+        raise ValueError(f"dropout acts between layers: {name!r} has one layer (num_layers >= 2 "
+                         f"needed), got dropout={dropout}")
+    _check_training(windows, RECIPE["steps"], lr, state, RECIPE["clip_norm"], val_windows, device)
+
+
+@checked_by(_check_train_recipe)
+def train_recipe(
+    name: str,
+    vocab_size: int,
+    windows: list,
+    *,
+    lr: float,
+    seed: int,
+    dropout: float = 0.0,
+    state: str = "carry",
+    val_windows: list | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[CharLM, dict[str, list]]:
+    """``(model, history)``: the model ``CONFIGS[name]`` trained with :data:`RECIPE`.
+
+    Its weights and its dropout draws come from ``seed`` (the caller's random state is
+    left alone); it trains for ``RECIPE["steps"]`` updates at peak rate ``lr``, with
+    :func:`train_for_steps`. The chapter and ``benchmarks/language_model.py`` both
+    train through here, so the chapter's run is one of the benchmark's seeds.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = make_language_model(vocab_size=vocab_size, parameters=RECIPE["parameters"],
+                                    embedding_size=RECIPE["embedding_size"], dropout=dropout,
+                                    **CONFIGS[name])
+        history = train_for_steps(model, windows, steps=RECIPE["steps"], lr=lr, state=state,
+                                  clip_norm=RECIPE["clip_norm"], val_windows=val_windows,
+                                  device=device)
+    return model, history
+
+
+def _check_held_out(model: CharLM, windows: list, *, state: str = "carry", device=None) -> None:
+    check_type("model", model, CharLM)
+    check_choice("state", state, training.STATE_MODES)
+    _check_windows("windows", windows)
+    for k, pair in enumerate(windows):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"windows[{k}] must be an (x, y) pair of id tensors, "
+                            f"got {type(pair).__name__}")
+        for name, ids in zip(("x", "y"), pair):
+            check_tensor(f"windows[{k}] {name}", ids, dim=2, integer=True, nonempty=True,
+                         layout="(batch, time) of character ids")
+        if pair[0].shape != pair[1].shape:
+            raise ValueError(f"windows[{k}] must hold x and y of one shape, got "
+                             f"{tuple(pair[0].shape)} and {tuple(pair[1].shape)}")
+    if device is not None:
+        check_device(device)
+
+
+@checked_by(_check_held_out)
 def held_out_bits(model: CharLM, windows: list, *, device: str | torch.device | None = None) -> float:
     """Bits per character on held-out stream windows, the state carried across them."""
-    check_type("model", model, CharLM)
-    _check_windows("windows", windows)
     result = training.evaluate(model, windows, state="carry", device=device)
     return bits_per_char(result["loss"])
+
+
+@checked_by(_check_held_out)
+def bits_by_position(model: CharLM, windows: list, *, state: str = "reset",
+                     device: str | torch.device | None = None) -> torch.Tensor:
+    """(window,) mean bits per character at each position of the windows.
+
+    ``state="reset"`` starts every window from a zero state, so position 0 is
+    predicted from its own character alone; ``"carry"`` hands each window the state
+    the previous one left.
+    """
+    device = training.model_device(model) if device is None else torch.device(device)
+    width = max(x.shape[1] for x, _ in windows)
+    total, count = torch.zeros(width, dtype=torch.float64), torch.zeros(width)
+    was_training, carried = model.training, None
+    model.eval()
+    with torch.no_grad():
+        for x, y in windows:
+            logits, carried = model(x.to(device), carried if state == "carry" else None)
+            nats = nn.functional.cross_entropy(logits.transpose(1, 2), y.to(device),
+                                               reduction="none")          # (B, t)
+            total[: x.shape[1]] += nats.sum(dim=0).double().cpu()
+            count[: x.shape[1]] += x.shape[0]
+    model.train(was_training)
+    return (total / count / math.log(2)).float()
 
 
 # ---------------------------------------------------------------- sampling
@@ -346,6 +456,26 @@ def sample(
         result = _sample(model, vocab, prompt, length, temperature, top_k, generator)
     model.train(was_training)
     return result
+
+
+def sample_ngram(model: KneserNey, prompt: str, length: int, *, order: int | None = None,
+                 seed: int = 0) -> str:
+    """``length`` characters drawn one by one from an n-gram model after ``prompt``.
+
+    Each character is drawn from ``model.distribution`` of the last ``order - 1``
+    characters (default: the model's ``max_order``), then appended to the history.
+    """
+    check_type("model", model, KneserNey)
+    check_type("prompt", prompt, str)
+    length = check_int("length", length, minimum=1)
+    order = model.max_order if order is None else check_int("order", order, minimum=0)
+    model.prob(prompt, model.vocab.symbols[0], order)       # checks the prompt and the order
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    keep, written = max(order - 1, 0), prompt
+    for _ in range(length):
+        probs = model.distribution(written[max(len(written) - keep, 0):] if keep else "", order)
+        written += model.vocab.symbols[torch.multinomial(probs, 1, generator=generator).item()]
+    return written[len(prompt):]
 
 
 WORD = re.compile(r"[A-Za-z]+")
@@ -459,22 +589,44 @@ def _smooth(values: list[float], width: int) -> np.ndarray:
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
-def plot_learning_curves(histories: dict[str, dict], *, smooth: int = 25) -> Figure:
-    """Training bits per character against seconds of training, one line per model.
+def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *,
+                         baseline: float, smooth: int = 25) -> Figure:
+    """Bits per character against updates: one run (left), every model over seeds (right).
 
-    Each window's loss is taken before the update it causes, so it measures text the
-    model has not trained on yet within this pass; ``smooth`` windows are averaged.
+    ``run`` is a history of :func:`train_for_steps` with validation: its training
+    windows' losses (each taken before the update it causes, averaged over ``smooth``
+    windows) and its validation scores. ``seeds`` maps a model's name to one
+    ``(val_steps, validation bpc)`` pair per seed, drawn as their mean (a line style
+    per model) and range.
+    ``baseline`` (the n-gram model's validation bpc) is the dashed line in both.
     """
-    check_type("histories", histories, dict)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for (label, history), colour in zip(histories.items(), CYCLE):
-        bits = _smooth([bits_per_char(v) for v in history["step_loss"]], smooth)
-        per_step = history["seconds_per_step"][0]
-        seconds = per_step * (np.arange(len(bits)) + len(history["step_loss"]) - len(bits) + 1)
-        ax.plot(seconds, bits, color=colour, label=label)
-    ax.set_xlabel("seconds of training")
-    ax.set_ylabel("training bits per character")
-    ax.legend()
+    check_type("run", run, dict)
+    check_type("seeds", seeds, dict)
+    baseline = check_float("baseline", baseline, minimum=0.0)
+    smooth = check_int("smooth", smooth, minimum=1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    bits = _smooth([bits_per_char(v) for v in run["step_loss"]], smooth)
+    updates = np.arange(len(bits)) + len(run["step_loss"]) - len(bits) + 1
+    val_bits = [bits_per_char(v) for v in run["val_loss"]]
+    left.plot(updates, bits, color=CYCLE[0], lw=1, label="training windows (before each update)")
+    left.plot(run["val_steps"], val_bits, "o-", color=CYCLE[1], label="validation text")
+    left.set_title("one run", fontsize=10)
+    lowest, first = min(baseline, float(bits.min()), min(val_bits)), [val_bits[0]]
+    styles = ("-", "-.", ":", (0, (6, 1)), (0, (3, 1, 1, 1, 1, 1)))   # the n-gram is "--"
+    for (name, curves), colour, style in zip(seeds.items(), CYCLE, itertools.cycle(styles)):
+        values = np.array([bpc for _, bpc in curves])             # (seeds, points)
+        mean = values.mean(axis=0)
+        right.plot(curves[0][0], mean, marker="o", ls=style, ms=3, color=colour, label=name)
+        right.fill_between(curves[0][0], values.min(axis=0), values.max(axis=0), color=colour,
+                           alpha=0.2)
+        lowest, first = min(lowest, float(values.min())), first + [float(mean[0])]
+    right.set_title(f"validation text, mean and range over {len(curves)} seeds", fontsize=10)
+    for ax in (left, right):
+        ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
+        ax.set_xlabel("updates")
+        ax.set_ylabel("bits per character")
+        ax.legend(fontsize=8)
+    left.set_ylim(lowest - 0.1, max(first) + 0.2)   # the first windows (about 6.6 bits) fall off
     fig.tight_layout()
     return fig
 
@@ -482,14 +634,15 @@ def plot_learning_curves(histories: dict[str, dict], *, smooth: int = 25) -> Fig
 def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: int = 80) -> Figure:
     """``passage`` drawn character by character, each coloured by a unit's activation.
 
-    ``panels`` maps a title to the activations (len(passage),) of one unit; blue is
-    negative, red positive. Lines longer than ``width`` are cut.
+    ``panels`` maps a title to the activations (len(passage),) of one unit after each
+    character; each panel has its own colour scale, symmetric around zero (blue
+    negative, red positive), shown in its colour bar. Lines longer than ``width`` are cut.
     """
     check_type("passage", passage, str)
     check_type("panels", panels, dict)
     lines = passage.split("\n")
     width = min(width, max(len(line) for line in lines) + 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(0.12 * width, 0.22 * len(lines) * len(panels) + 0.5),
+    fig, axes = plt.subplots(len(panels), 1, figsize=(0.12 * width + 1.2, 0.22 * len(lines) * len(panels) + 0.6),
                              squeeze=False)
     for ax, (title, values) in zip(axes[:, 0], panels.items()):
         grid = np.full((len(lines), width), np.nan)
@@ -499,11 +652,13 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
             grid[row, :n] = values[start:start + n].numpy()
             start += len(line) + 1
         limit = float(np.nanmax(np.abs(grid))) or 1.0
-        ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+        image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
+                          interpolation="nearest")
         for row, line in enumerate(lines):
             for col, ch in enumerate(line[:width]):
                 ax.text(col, row, ch, ha="center", va="center", family="monospace", fontsize=7)
         ax.set_title(title, fontsize=9, loc="left")
         ax.axis("off")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation")
     fig.tight_layout()
     return fig

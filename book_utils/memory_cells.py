@@ -1,23 +1,28 @@
 """Chapter 2, memory cells: what a recurrent state remembers.
 
 - :func:`perturbation_effect`: change one input step and measure how far the change
-  travels through the outputs.
+  travels through the outputs; :func:`with_spectral_radius` rescales a layer's W_hh and
+  :func:`fade_rate` measures the factor per step by which such a change fades or grows.
 - :func:`record_states`: the hidden state of a :class:`~book_utils.models.SequenceClassifier`
   after every step, and what its head would predict from each one.
 - :func:`pca`: a principal-component projection written with ``torch.linalg.svd``.
 - :func:`linear_probe_accuracy`: how much a linear read-out can decode from each step's state.
 - :func:`cell_from_layer` and :func:`run_in_chunks`: a layer is a cell in a loop,
   and a long sequence can be read in pieces if the state is carried over.
-- :func:`make_recall_task`: a task that needs memory; :class:`LastStepClassifier` is
+- :func:`make_recall_task`: a task that needs memory; :data:`RECALL` its settings,
+  :func:`train_recall` a model trained on it and :func:`best_rate_table` the benchmark's
+  summary (each lag's learning rate chosen on validation). :class:`LastStepClassifier` is
   the no-memory baseline, :class:`ReadoutRNN` a cell whose output is not its state,
   :func:`draw_cell_with_output` its diagram.
-- :func:`plot_state_trajectories`: hidden-state paths of several classes, with the direction
-  of reading marked.
+- :func:`plot_state_trajectories`: hidden-state paths of several classes, one panel each.
 """
 
 from __future__ import annotations
 
+import statistics
+from copy import deepcopy
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
@@ -30,8 +35,9 @@ from ._checks import (
 )
 from .cells import torch_parameters
 from .models import make_recurrent
-from .plots import CYCLE, DIAGRAM, diagram_axes, draw_arrow, draw_box
-from .training import model_device
+from .plots import DIAGRAM, PALETTE, diagram_axes, draw_arrow, draw_box
+from .data import make_loader
+from .training import evaluate, fit, model_device
 
 
 def _check_python_int(name: str, value, *, minimum: int | None = None) -> None:
@@ -73,6 +79,114 @@ def make_recall_task(
     x = torch.nn.functional.one_hot(symbols, n_symbols).float()
     y = symbols[:, seq_len - 1 - lag].clone()
     return x, y
+
+
+# The recall task's recipe: one run per lag in the chapter, five seeds in benchmarks/memory_cells.py.
+RECALL = {
+    "seq_len": 20,       # T
+    "n_symbols": 4,      # V, the alphabet
+    "hidden_size": 32,
+    "n_train": 4096,     # fresh sequences, then n_test and n_val more of them
+    "n_test": 1000,
+    "n_val": 1000,
+    "batch_size": 64,
+    "epochs": 6,         # 384 Adam steps: deliberately few, so the chapter's sweep takes seconds
+    "lr": 3e-3,
+    "clip_norm": 1.0,
+}
+
+
+def _check_recall_recipe(recipe: Any) -> None:
+    check_type("recipe", recipe, dict)
+    if set(recipe) != set(RECALL):
+        missing, unknown = sorted(set(RECALL) - set(recipe)), sorted(set(recipe) - set(RECALL))
+        raise ValueError(f"recipe must have the keys of RECALL, got missing {missing}, "
+                         f"unknown {unknown}")
+    for key in RECALL:
+        if key in ("lr", "clip_norm"):
+            check_float(f"recipe['{key}']", recipe[key], minimum=0.0, strict_minimum=True)
+        else:
+            check_int(f"recipe['{key}']", recipe[key], minimum=2 if key == "n_symbols" else 1)
+
+
+def _check_train_recall(model: nn.Module, lag: int, recipe: dict = RECALL, *, seed: int = 0,
+                        device=None) -> None:
+    check_type("model", model, nn.Module)
+    _check_recall_recipe(recipe)
+    _check_python_int("lag", lag, minimum=0)
+    if lag >= recipe["seq_len"]:
+        raise ValueError(f"lag must be smaller than seq_len={recipe['seq_len']}, got {lag}")
+    _check_python_int("seed", seed, minimum=0)
+
+
+@checked_by(_check_train_recall)
+def train_recall(model: nn.Module, lag: int, recipe: dict = RECALL, *, seed: int = 0,
+                 device=None) -> dict[str, list[float] | float]:
+    """Train ``model`` on the recall task with this ``lag``; its held-out accuracy per epoch.
+
+    The sequences come from :func:`make_recall_task` with seed ``lag + 1``: the first
+    ``n_train`` train, the next ``n_test`` test, the next ``n_val`` validate. Adam at a
+    constant rate, gradients clipped; ``seed`` orders the minibatches. Returns
+    ``{"test": [...], "validation": [...], "seconds": s}``, one accuracy per epoch.
+    """
+    n_train, n_test, n_val = recipe["n_train"], recipe["n_test"], recipe["n_val"]
+    x, y = make_recall_task(n_train + n_test + n_val, recipe["seq_len"], lag,
+                            n_symbols=recipe["n_symbols"], seed=lag + 1)
+    train = make_loader(x[:n_train], y[:n_train], batch_size=recipe["batch_size"],
+                        shuffle=True, seed=seed)
+    held_out = {"test": slice(n_train, n_train + n_test),
+                "validation": slice(n_train + n_test, n_train + n_test + n_val)}
+    held_out = {name: make_loader(x[rows], y[rows], batch_size=len(y[rows]))
+                for name, rows in held_out.items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+    curves, seconds = {"test": [], "validation": []}, 0.0
+    for _ in range(recipe["epochs"]):   # one epoch at a time, to score the held-out splits
+        history = fit(model, train, epochs=1, optimizer=optimizer,
+                      clip_norm=recipe["clip_norm"], device=device, verbose=False)
+        seconds += history["seconds"][0]
+        for name, loader in held_out.items():
+            curves[name].append(evaluate(model, loader, device=device)["accuracy"])
+    return {**curves, "seconds": seconds}
+
+
+def _check_best_rate_table(rows: list[dict], epochs: list[int]) -> None:
+    check_type("rows", rows, list)
+    check_type("epochs", epochs, list)
+    keys = {"seed", "lag", "lr", "test", "validation"}
+    if not rows or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
+        raise ValueError(f"rows must be a non-empty list of dicts with keys {sorted(keys)}, "
+                         f"got {len(rows)} rows" + (f", the first with keys {sorted(rows[0])}"
+                                                    if rows and isinstance(rows[0], dict) else ""))
+    shortest = min(len(r["validation"]) for r in rows)
+    for epoch in epochs:
+        check_int("epochs[...]", epoch, minimum=1)
+        if epoch > shortest:
+            raise ValueError(f"epochs must be at most {shortest}, the shortest curve in rows, "
+                             f"got {epoch}")
+
+
+@checked_by(_check_best_rate_table)
+def best_rate_table(rows: list[dict], epochs: list[int]) -> list[dict]:
+    """For each lag and training length: the rate with the best mean validation accuracy.
+
+    ``rows`` are runs of :func:`train_recall` (``seed``, ``lag``, ``lr`` and the ``test``
+    and ``validation`` curves). For each lag and each number of ``epochs``, the learning
+    rate is the one whose mean validation accuracy over the seeds, after that many epochs,
+    is highest; the table gives the test accuracy of those runs: mean, standard deviation,
+    minimum, maximum and the number of seeds.
+    """
+    table = []
+    for lag in sorted({r["lag"] for r in rows}):
+        for epoch in epochs:
+            runs = [r for r in rows if r["lag"] == lag]
+            by_rate = {lr: [r for r in runs if r["lr"] == lr] for lr in sorted({r["lr"] for r in runs})}
+            lr = max(by_rate, key=lambda lr: statistics.fmean(
+                r["validation"][epoch - 1] for r in by_rate[lr]))
+            test = [r["test"][epoch - 1] for r in by_rate[lr]]
+            table.append({"lag": lag, "epochs": epoch, "lr": lr, "mean": statistics.fmean(test),
+                          "std": statistics.stdev(test) if len(test) > 1 else 0.0,
+                          "min": min(test), "max": max(test), "n": len(test)})
+    return table
 
 
 def _check_LastStepClassifier_init(self, input_size: int, hidden_size: int, n_classes: int) -> None:
@@ -182,6 +296,57 @@ def perturbation_effect(
     before, _ = recurrent(x)
     after, _ = recurrent(nudged)
     return (after - before).norm(dim=2)
+
+
+def _check_with_spectral_radius(layer: nn.RNN, rho: float) -> None:
+    check_type("layer", layer, nn.RNN)
+    if layer.num_layers != 1 or layer.bidirectional:
+        raise ValueError(f"layer must be one layer in one direction, got num_layers="
+                         f"{layer.num_layers}, bidirectional={layer.bidirectional}")
+    check_float("rho", rho, minimum=0.0)
+    if not bool(torch.linalg.eigvals(layer.weight_hh_l0.detach()).abs().max() > 0):
+        raise ValueError("layer.weight_hh_l0 must have a non-zero eigenvalue to be rescaled, "
+                         "got a nilpotent (e.g. all-zero) matrix")
+
+
+@torch.no_grad()
+@checked_by(_check_with_spectral_radius)
+def with_spectral_radius(layer: nn.RNN, rho: float) -> nn.RNN:
+    """A copy of ``layer`` whose W_hh is rescaled to spectral radius ``rho``; the rest is kept."""
+    rescaled = deepcopy(layer)
+    W_hh = rescaled.weight_hh_l0
+    W_hh.mul_(rho / torch.linalg.eigvals(W_hh).abs().max())
+    return rescaled
+
+
+def _check_fade_rate(recurrent: nn.RNN, x: torch.Tensor, delta: torch.Tensor, *,
+                     start: int) -> None:
+    check_type("recurrent", recurrent, nn.RNN)
+    if recurrent.nonlinearity != "tanh":
+        raise ValueError(f"recurrent must be a tanh layer (the slope is tanh's), "
+                         f"got nonlinearity={recurrent.nonlinearity!r}")
+    _check_perturbation_effect(recurrent, x, delta)
+    check_int("start", start, minimum=0)
+    if start > x.shape[1] - 2:
+        raise ValueError(f"start must leave at least one step after it, at most "
+                         f"{x.shape[1] - 2} for {x.shape[1]} steps, got {start}")
+
+
+@torch.no_grad()
+@checked_by(_check_fade_rate)
+def fade_rate(recurrent: nn.RNN, x: torch.Tensor, delta: torch.Tensor, *,
+              start: int) -> dict[str, float]:
+    """The factor per step by which a change to x_0 shrinks (or grows) from ``start`` on.
+
+    ``measured``: (||dh_{T-1}|| / ||dh_start||) ** (1 / (T-1-start)), with the distances of
+    :func:`perturbation_effect` averaged over the batch. ``mean_slope``: the mean of
+    tanh'(a_t) = 1 - h_t**2 over the same steps, every unit and every sequence.
+    """
+    effect = perturbation_effect(recurrent, x, delta).mean(dim=0)
+    steps = x.shape[1] - 1 - start
+    states, _ = recurrent(x)
+    return {"measured": float((effect[-1] / effect[start]) ** (1 / steps)),
+            "mean_slope": float((1 - states[:, start:] ** 2).mean())}
 
 
 @dataclass
@@ -299,8 +464,8 @@ def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
 def pca(points: torch.Tensor, n_components: int = 2) -> PCA:
     """Fit PCA to ``points`` of shape (n, features) with a singular value decomposition.
 
-    After centring, X = U S V^T; the rows of V^T are the principal directions and
-    S^2 / (n - 1) the variances along them. Each component's sign is fixed so that
+    After centring, Z - mean = L S R^T; the columns of R are the principal directions and
+    the squared singular values divided by n - 1 the variances along them. Each component's sign is fixed so that
     its largest entry is positive, which makes the result repeatable.
     """
     mean = points.mean(dim=0)
@@ -485,24 +650,10 @@ def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y"
     return fig
 
 
-# Colour, line style and end marker of each class: three cues, so classes stay apart in grey too.
-_TRAJECTORY_STYLES = list(zip(CYCLE, ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1))],
-                              "oD^vsP"))
-
-
-def plot_state_trajectories(
+def _check_plot_state_trajectories(
     trajectories: torch.Tensor, labels: torch.Tensor, classes: list[int], *,
-    per_class: int = 8, explained: torch.Tensor | None = None,
-) -> Figure:
-    """State trajectories projected on two principal components, a few classes at a time.
-
-    ``trajectories`` has shape (digits, time, 2) and ``labels`` shape (digits,). For each
-    class in ``classes``: ``per_class`` single trajectories as thin lines, the class mean
-    as a thick line in its own colour and line style, arrowheads along the mean that show
-    the direction of reading, and a marker of its own at the state after the last row.
-    A grey square marks where every digit starts. ``explained``, the two shares of
-    variance, goes into the axis labels.
-    """
+    per_class: int = 5, explained: torch.Tensor | None = None,
+) -> None:
     check_tensor("trajectories", trajectories, dim=3, floating=True, layout="(digits, time, 2)")
     check_tensor("labels", labels, dim=1)
     if trajectories.shape[2] != 2 or len(labels) != len(trajectories):
@@ -511,26 +662,58 @@ def plot_state_trajectories(
     check_type("classes", classes, list)
     check_int("per_class", per_class, minimum=0)
     missing = [c for c in classes if not (labels == c).any()]
-    if not classes or missing or len(classes) > len(_TRAJECTORY_STYLES):
-        raise ValueError(f"classes must list 1 to {len(_TRAJECTORY_STYLES)} labels present in "
-                         f"labels, got {classes} (absent: {missing})")
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    for digit, (colour, dashes, marker) in zip(classes, _TRAJECTORY_STYLES):
-        members = trajectories[labels == digit].numpy()
-        for path in members[:per_class]:
-            ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.6, alpha=0.35)
-        mean = members.mean(axis=0)
-        ax.plot(mean[:, 0], mean[:, 1], color=colour, lw=2.5, ls=dashes,
-                marker=marker, markevery=[len(mean) - 1], ms=9, mec="black",
+    if not classes or missing or len(classes) > _MAX_PANELS:
+        raise ValueError(f"classes must list 1 to {_MAX_PANELS} labels present in labels, "
+                         f"got {classes} (absent: {missing})")
+    if explained is not None:
+        check_tensor("explained", explained, dim=1, floating=True, layout="(2,)")
+        if explained.shape[0] != 2:
+            raise ValueError(f"explained must hold two shares, got shape {tuple(explained.shape)}")
+
+
+_MAX_PANELS = 6
+
+
+@checked_by(_check_plot_state_trajectories)
+def plot_state_trajectories(
+    trajectories: torch.Tensor, labels: torch.Tensor, classes: list[int], *,
+    per_class: int = 5, explained: torch.Tensor | None = None,
+) -> Figure:
+    """State trajectories projected on two principal components: one panel per class.
+
+    ``trajectories`` has shape (digits, time, 2) and ``labels`` shape (digits,). Each panel
+    shows one class of ``classes``: ``per_class`` single trajectories as thin lines, the class
+    mean as a thick line with arrowheads in the direction of reading and a dot at the state
+    after the last row; the other classes' mean paths are drawn in light grey behind it, and
+    a grey square marks where every digit starts. The panels share their axes, so end points
+    can be compared across panels. ``explained``, the two shares of variance, goes into the
+    axis labels. One colour is enough: the panel, not the colour, tells the classes apart.
+    """
+    columns = min(3, len(classes))
+    rows = -(-len(classes) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 2.9 * rows),
+                             sharex=True, sharey=True, squeeze=False)
+    means = {d: trajectories[labels == d].mean(dim=0).numpy() for d in classes}
+    start = trajectories[:, 0].mean(dim=0).numpy()
+    shares = ["", ""] if explained is None else [f" ({s:.0%})" for s in explained]
+    for ax, digit in zip(axes.flat, classes):
+        for other, path in means.items():
+            if other != digit:
+                ax.plot(path[:, 0], path[:, 1], color="#c8c8c8", lw=1.2)
+        for path in trajectories[labels == digit][:per_class].numpy():
+            ax.plot(path[:, 0], path[:, 1], color=PALETTE["sky"], lw=0.7)
+        mean = means[digit]
+        ax.plot(mean[:, 0], mean[:, 1], color=PALETTE["blue"], lw=2.4,
+                marker="o", markevery=[len(mean) - 1], ms=7, mec="black",
                 label=f"digit {digit}")
         for t in range(len(mean) // 4, len(mean) - 1, max(1, len(mean) // 4)):
             ax.annotate("", xy=mean[t + 1], xytext=mean[t],
-                        arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 2})
-    start = trajectories[:, 0].mean(dim=0).numpy()
-    ax.plot(*start, marker="s", color="#808080", ms=9, ls="none", label="start (row 0)")
-    shares = ["", ""] if explained is None else [f" ({s:.0%} of variance)" for s in explained]
-    ax.set_xlabel(f"principal component 1{shares[0]}")
-    ax.set_ylabel(f"principal component 2{shares[1]}")
-    ax.legend(title="mean path, end marker", fontsize=8)
+                        arrowprops={"arrowstyle": "-|>", "color": PALETTE["blue"], "lw": 2})
+        ax.plot(*start, marker="s", color="#808080", ms=7, ls="none")
+        ax.set_title(f"digit {digit}", fontsize=10)
+        ax.set_xlabel(f"component 1{shares[0]}")
+        ax.set_ylabel(f"component 2{shares[1]}")
+    for ax in list(axes.flat)[len(classes):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -9,8 +9,11 @@
   :class:`CroppedBatches` (minibatches for :func:`book_utils.training.fit`),
   :func:`last_step_accuracy`,
   :class:`PerStepClassifier` (a packed GRU with a prediction at every valid step);
+- **reversing digit strings**: :func:`reversal_pairs_by_length`, a held-out set with as many
+  strings of every length as exist outside the training set;
 - :func:`draw_sequence_shapes`, the chapter's figure;
-- :data:`CLASSIFIER_RECIPE` and :data:`TAGGER_RECIPE`, the MNIST recipes chosen on validation.
+- :data:`FORECAST_RECIPE`, :data:`CLASSIFIER_RECIPE` and :data:`TAGGER_RECIPE`, the recipes
+  chosen on validation data.
 
 The encoder-decoder and its vocabulary are core (:mod:`book_utils.models`,
 :mod:`book_utils.data`): chapter 7 extends them.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from matplotlib.axes import Axes
@@ -39,6 +42,12 @@ from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
 #: by ``benchmarks/sequence_shapes.py --search``; the test digits played no part.
 CLASSIFIER_RECIPE = {"epochs": 12, "lr": 5e-3, "max_shift": 1}
 TAGGER_RECIPE = {"epochs": 12, "lr": 5e-3}
+#: The forecasting recipes, chosen on validation series (not the held-out ones) by
+#: ``benchmarks/sequence_shapes.py --part forecast-search``: each GRU forecaster's own
+#: learning rate, and each linear baseline's window (for one step ahead, the best of those
+#: that fit the scored steps, the predictions of x_32 ... x_59).
+FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.1,
+                   "window_one_step": 32, "window_direct": 48}
 
 
 def noisy_sines(
@@ -388,10 +397,10 @@ def _check_VectorToSequence_forward(self, v: torch.Tensor) -> None:
 class VectorToSequence(nn.Module):
     """Generate a sequence of ``steps`` outputs from one vector ``v``.
 
-    The vector sets the state before the first step, h_{-1} = tanh(v A + a),
+    The vector sets the state before the first step, h_{-1} = tanh(v W_vh + b_v),
     and is also the input at every step, h_t = GRU(v, h_{t-1}) for
     t = 0, ..., steps - 1, so the GRU never has to remember it; a linear head
-    reads each state: y_t = h_t w + c. ``forward(v)`` maps (batch, vector_size)
+    reads each state: y_t = h_t W_hy + b_y. ``forward(v)`` maps (batch, vector_size)
     to (batch, steps, output_size).
     """
 
@@ -410,6 +419,50 @@ class VectorToSequence(nn.Module):
         inputs = v.unsqueeze(1).expand(-1, self.steps, -1)            # (batch, steps, vector)
         outputs, _ = self.gru(inputs, h_before)                       # h_0 ... h_{steps-1}
         return self.head(outputs)
+
+
+def _check_reversal_pairs_by_length(
+    per_length: int, min_length: int, max_length: int, *, exclude: Iterable[str] = (), seed: int = 0
+) -> None:
+    check_int("per_length", per_length, minimum=1)
+    check_int("min_length", min_length, minimum=1)
+    check_int("max_length", max_length, minimum=1)
+    if max_length < min_length:
+        raise ValueError(f"max_length must be >= min_length ({min_length}), got {max_length}")
+    if isinstance(exclude, str) or not isinstance(exclude, Iterable):
+        raise TypeError(f"exclude must be a collection of strings (a list or set), "
+                        f"got {type(exclude).__name__}")
+    check_int("seed", seed, minimum=0)
+
+
+@checked_by(_check_reversal_pairs_by_length)
+def reversal_pairs_by_length(
+    per_length: int, min_length: int, max_length: int, *, exclude: Iterable[str] = (), seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Held-out digit strings and their reversals, ``per_length`` of every length.
+
+    Each length from ``min_length`` to ``max_length`` gets ``per_length`` distinct
+    random strings that are not in ``exclude`` (the training set), or every such
+    string when fewer exist: a large training set holds most short strings. Returns
+    ``(sources, targets)`` ordered by length.
+    """
+    excluded = set(exclude)
+    generator = torch.Generator().manual_seed(seed)
+    sources: list[str] = []
+    for length in range(min_length, max_length + 1):
+        taken = {text for text in excluded if len(text) == length}
+        if 10 ** length - len(taken) <= per_length:  # few unseen strings: take them all
+            sources += [text for text in map(f"{{:0{length}d}}".format, range(10 ** length))
+                        if text not in taken]
+            continue
+        chosen: dict[str, None] = {}  # keeps the order in which strings were drawn
+        while len(chosen) < per_length:
+            digits = torch.randint(0, 10, (length,), generator=generator).tolist()
+            text = "".join(map(str, digits))
+            if text not in taken:
+                chosen[text] = None
+        sources += list(chosen)
+    return sources, [text[::-1] for text in sources]
 
 
 _SHAPE_STEP = 1.5

@@ -10,17 +10,20 @@ Colab, with no download. Its exact content follows the Python version, so
     vocab = text.CharVocabulary()          # 96 symbols: newline + printable ASCII
     ids = vocab.encode(corpus.train)       # (N,) int64
     windows = text.stream_batches(ids, batch_size=32, window=64)
+    kn = text.KneserNey(corpus.train, 8, vocab)   # the strongest classical baseline
+    kn.bits_per_char(corpus.validation, order=6)
 """
 
 from __future__ import annotations
 
 import math
 import platform
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_float, check_int, check_symbols, check_tensor, check_type
+from ._checks import check_float, check_int, check_symbols, check_tensor, check_type, checked_by
 from .data import stream_windows
 
 #: The symbols the corpus keeps: the newline and the 95 printable ASCII characters.
@@ -196,3 +199,177 @@ def bits_per_char(loss_nats: float) -> float:
         loss_nats = loss_nats.item()
     loss_nats = check_float("loss_nats", loss_nats, minimum=0.0)
     return loss_nats / math.log(2)
+
+
+# ---------------------------------------------------------------- modified Kneser-Ney n-grams
+
+
+def _check_discount_table(name: str, counts: dict) -> None:
+    check_type(name, counts, dict)
+    if not counts:
+        raise ValueError(f"{name} must hold at least one n-gram count, got an empty dict")
+
+
+def kneser_ney_discounts(counts: dict[str, int]) -> tuple[float, float, float]:
+    """(D1, D2, D3+) estimated from the counts of counts n_1..n_4 (Chen & Goodman 1998).
+
+    Y = n1 / (n1 + 2 n2); D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3.
+    Where one of n_1..n_4 is zero, or an estimate is not positive (small or odd
+    counts), every count loses Y instead, one discount as in the original
+    Kneser-Ney; Y is 0.5 when there is no count of one. A positive discount keeps
+    some mass for every character after every context.
+    """
+    _check_discount_table("counts", counts)
+    n = [0] * 5
+    for value in counts.values():
+        if value <= 4:
+            n[value] += 1
+    y = n[1] / (n[1] + 2 * n[2]) if n[1] else 0.5
+    if min(n[1:]) > 0:
+        estimates = tuple(j - (j + 1) * y * n[j + 1] / n[j] for j in (1, 2, 3))
+        if min(estimates) > 0:
+            return estimates
+    return y, y, y
+
+
+@dataclass
+class _CountTable:
+    """The counts C of one order and kind for every string g, and per history u its total
+    C(u) and the mass its discounts set free, D1 N1(u.) + D2 N2(u.) + D3+ N3+(u.)."""
+
+    counts: dict
+    discounts: tuple
+    contexts: dict
+
+    @classmethod
+    def of(cls, counts: dict) -> "_CountTable":
+        discounts = kneser_ney_discounts(counts)
+        contexts: dict[str, list] = {}
+        for gram, n in counts.items():
+            entry = contexts.setdefault(gram[:-1], [0, 0.0])
+            entry[0] += n
+            entry[1] += discounts[min(n, 3) - 1]
+        return cls(counts, discounts, {h: tuple(v) for h, v in contexts.items()})
+
+    def discount(self, n: int) -> float:
+        return 0.0 if n == 0 else self.discounts[min(n, 3) - 1]
+
+
+def _check_kneser_ney_prob(model: "KneserNey", history: str, ch: str, order: int) -> None:
+    check_type("model", model, KneserNey)
+    model._check_text("history", history)
+    model._check_char(ch)
+    model._order(check_int("order", order, minimum=0))
+
+
+@checked_by(_check_kneser_ney_prob)
+def kneser_ney_prob(model: "KneserNey", history: str, ch: str, order: int) -> float:
+    """P_k(c | u) = (C(uc) - D(C(uc))) / C(u) + gamma(u) P_{k-1}(c | u'), k = 1 up.
+
+    C counts the training text at the top order and is the continuation count
+    N1+(.g), the number of different characters seen before g, below it. C(u) sums
+    C(uc) over c; D is D1, D2 or D3+ of the order's table (D(0) = 0); gamma(u) =
+    free / C(u), where free is the mass the discounts took from u's followers. u'
+    is u without its oldest character, and P_0 = 1/V. An unseen u passes P_{k-1} on.
+    """
+    p = 1.0 / model.vocab_size                        # P_0: the uniform guess
+    top = min(order, len(history) + 1)                # a short history: a lower order
+    for k in range(1, top + 1):
+        table = model.tables[k - 1]["raw" if k == top else "continuation"]
+        u = history[len(history) - k + 1:]            # the last k - 1 characters
+        total, free = table.contexts.get(u, (0, 0.0))
+        if total == 0:
+            continue                                  # unseen history: keep P_{k-1}
+        n = table.counts.get(u + ch, 0)
+        p = (n - table.discount(n) + free * p) / total
+    return p
+
+
+# The methods check their arguments once, then score many characters with this.
+_kneser_ney_prob = kneser_ney_prob.__wrapped__
+
+
+class KneserNey:
+    """Interpolated modified Kneser-Ney character n-grams of orders 1 to ``max_order``.
+
+    Chen & Goodman, *An Empirical Study of Smoothing Techniques for Language
+    Modeling* (1998): three discounts per order and kind of count, D1, D2 and D3+,
+    estimated from the counts of counts (:func:`kneser_ney_discounts`); raw counts at
+    the top order and continuation counts below it; interpolation down to the
+    uniform distribution over the vocabulary. Any order up to ``max_order`` can be
+    asked for without counting again. Every character must be in ``vocab``.
+
+    ``tables[k - 1]`` holds order k's counts, ``"raw"`` (of the training text) and
+    ``"continuation"``: each has ``counts`` (string -> C), ``discounts`` (D1, D2, D3+)
+    and ``contexts`` (history u -> (C(u), mass its discounts set free)).
+    """
+
+    def __init__(self, text: str, max_order: int, vocab: CharVocabulary) -> None:
+        check_type("vocab", vocab, CharVocabulary)
+        self.vocab, self.vocab_size = vocab, len(vocab)
+        self._check_text("text", text)
+        self.max_order = check_int("max_order", max_order, minimum=1)
+        if len(text) <= max_order:
+            raise ValueError(f"text must hold more than max_order ({max_order}) characters, "
+                             f"got {len(text)}")
+        self.tables = []                              # per order k: raw and continuation counts
+        grams = Counter(text)
+        for k in range(1, max_order + 1):
+            longer = Counter(text[i:i + k + 1] for i in range(len(text) - k))
+            continuation = Counter(gram[1:] for gram in longer)   # distinct left neighbours
+            self.tables.append({"raw": _CountTable.of(grams),
+                                "continuation": _CountTable.of(continuation)})
+            grams = longer
+
+    def _check_text(self, name: str, value: str) -> None:
+        check_type(name, value, str)
+        unknown = sorted(set(value) - set(self.vocab.symbols))
+        if unknown:
+            raise ValueError(f"{name} has characters outside the vocabulary: {unknown[:10]}")
+
+    def _check_char(self, ch: str) -> None:
+        check_type("ch", ch, str)
+        if len(ch) != 1 or ch not in self.vocab.symbols:
+            raise ValueError(f"ch must be one character of the vocabulary, got {ch!r}")
+
+    def _order(self, order: int | None) -> int:
+        if order is None:
+            return self.max_order
+        order = check_int("order", order, minimum=0)
+        if order > self.max_order:
+            raise ValueError(f"order must be at most max_order ({self.max_order}), got {order}")
+        return order
+
+    def discounts(self, order: int) -> dict[str, tuple[float, float, float]]:
+        """{"raw": (D1, D2, D3+) of the counts, "continuation": those of the continuation counts}."""
+        order = check_int("order", order, minimum=1)
+        self._order(order)
+        return {kind: table.discounts for kind, table in self.tables[order - 1].items()}
+
+    def prob(self, history: str, ch: str, order: int | None = None) -> float:
+        """P(ch | history) at ``order`` (default ``max_order``); order 0 is the uniform guess."""
+        self._check_text("history", history)
+        self._check_char(ch)
+        return _kneser_ney_prob(self, history, ch, self._order(order))
+
+    def distribution(self, history: str, order: int | None = None) -> torch.Tensor:
+        """(vocab_size,) float64 probabilities of every next character; they add up to one."""
+        self._check_text("history", history)
+        order = self._order(order)
+        return torch.tensor([_kneser_ney_prob(self, history, ch, order) for ch in self.vocab.symbols],
+                            dtype=torch.float64)
+
+    def bits_per_char(self, text: str, order: int | None = None) -> float:
+        """Mean -log2 P(c_t | previous characters) over ``text``, read from its start.
+
+        The first characters have a shorter history and use the orders it allows.
+        """
+        self._check_text("text", text)
+        if not text:
+            raise ValueError("text must not be empty, got ''")
+        order = self._order(order)
+        keep = max(order - 1, 0)
+        total = 0.0
+        for t, ch in enumerate(text):
+            total -= math.log2(_kneser_ney_prob(self, text[max(t - keep, 0):t], ch, order))
+        return total / len(text)

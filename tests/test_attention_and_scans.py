@@ -89,6 +89,69 @@ def test_recurrence_errors_name_the_problem():
         A.max_relative_error(a, b[:, :2])
 
 
+# ---------------------------------------------------------------- the associative scan
+
+
+def test_combine_composes_two_steps_in_order_and_is_associative_not_commutative():
+    p, q, r = ((torch.tensor(a), torch.tensor(b)) for a, b in ((0.5, 1.0), (2.0, -1.0), (0.1, 3.0)))
+    h = torch.tensor(4.0)
+    a, b = A.combine(p, q)
+    torch.testing.assert_close(a * h + b, q[0] * (p[0] * h + p[1]) + q[1])  # p first, then q
+    left, right = A.combine(A.combine(p, q), r), A.combine(p, A.combine(q, r))
+    torch.testing.assert_close(left, right)
+    swapped = A.combine(q, p)
+    assert not torch.allclose(swapped[1], A.combine(p, q)[1])
+
+
+@pytest.mark.parametrize("time", [1, 2, 3, 8, 100, 1025])
+def test_hillis_steele_scan_equals_the_loop_for_gates_of_either_sign(time):
+    a, b, h0 = random_recurrence(2, time, 3, seed=time, low=-1.0, high=1.0)
+    loop = A.linear_recurrence_loop(a, b, h0)
+    assert A.max_relative_error(A.hillis_steele_scan(a, b, h0), loop) <= 1e-12
+    a, b, _ = random_recurrence(2, time, 3, seed=time)
+    torch.testing.assert_close(A.hillis_steele_scan(a, b), A.parallel_scan(a, b))
+
+
+def test_hillis_steele_scan_in_float32_stays_close_on_long_sequences():
+    a, b, h0 = random_recurrence(2, 4096, 4, dtype=torch.float32, seed=1)
+    reference = A.linear_recurrence_loop(a.double(), b.double(), h0.double())
+    assert A.max_relative_error(A.hillis_steele_scan(a, b, h0).double(), reference) <= 1e-6
+
+
+@pytest.mark.parametrize("T, depth, combines", [(1, 0, 0), (2, 1, 1), (8, 3, 17),
+                                                (9, 4, 21), (4096, 12, 45057)])
+def test_scan_schedule_counts_rounds_and_combines(T, depth, combines):
+    rounds = A.scan_schedule(T)
+    assert len(rounds) == depth == math.ceil(math.log2(T))
+    assert sum(map(len, rounds)) == combines
+    # Played round after round on scalar pairs, the schedule is the scan.
+    g = torch.Generator().manual_seed(T)
+    n = min(T, 64)
+    a, b = (0.5 + 0.5 * torch.rand(n, generator=g, dtype=torch.float64) for _ in "ab")
+    pairs = [(a[t], b[t]) for t in range(n)]
+    for round_ in A.scan_schedule(n):
+        new = list(pairs)                                 # every combine reads the last round
+        for s, t in round_:
+            new[t] = A.combine(pairs[s], pairs[t])
+        pairs = new
+    loop = A.linear_recurrence_loop(a[None, :, None], b[None, :, None])[0, :, 0]
+    torch.testing.assert_close(torch.stack([q[1] for q in pairs]), loop)
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        A.scan_schedule(0)
+
+
+def test_scan_errors_name_the_problem():
+    a, b, h0 = random_recurrence(2, 5, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        A.hillis_steele_scan(a, b[:, :4])
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        A.hillis_steele_scan(a, b, h0[:1])
+    with pytest.raises(TypeError, match="T must be an int"):
+        A.scan_schedule(8.0)
+    with pytest.raises(ValueError, match="T must be at most 16"):
+        A.draw_scan_tree(32)
+
+
 # ---------------------------------------------------------------- minGRU and minLSTM
 
 
@@ -186,6 +249,7 @@ def test_chrono_init_sets_the_kept_share_to_one_minus_one_over_tau():
 
 def test_make_layer_and_crossover():
     assert isinstance(A.make_layer("minlstm", 2, 4), A.MinLSTM)
+    assert A.make_layer("mingru", 2, 4, mode="loop").mode == "loop"
     assert isinstance(A.make_layer("lstm", 2, 4), nn.LSTM)
     with pytest.raises(ValueError, match="kind must be one of"):
         A.make_layer("transformer", 2, 4)
@@ -286,19 +350,41 @@ def test_attention_errors_name_the_problem():
         model.encode(torch.zeros(0, 2, dtype=torch.long), torch.tensor([2]))
     with pytest.raises(ValueError, match="weights, sources and outputs must pair up"):
         A.plot_attention([torch.rand(2, 2)], ["12", "34"], ["21"])
+    with pytest.raises(ValueError, match="titles must give one title per map"):
+        A.plot_attention([torch.rand(2, 2)], ["12"], ["21"], titles=["a", "b"])
 
 
 # ---------------------------------------------------------------- drivers
 
 
 def test_drivers_train_and_report():
-    run = A.train_adding("mingru", 10, hidden_size=4, train_steps=3, batch_size=8, n_test=16)
-    assert run["parameters"] == models.count_parameters(run["model"]) and math.isfinite(run["mse"])
+    run = A.train_adding("mingru", 10, hidden_size=4, train_steps=3, batch_size=8, n_eval=16,
+                         test=True)
+    assert run["parameters"] == models.count_parameters(run["model"])
+    assert math.isfinite(run["validation_mse"]) and math.isfinite(run["test_mse"])
+    assert "test_mse" not in A.train_adding("gru", 10, hidden_size=4, train_steps=2, n_eval=4)
     windows = [(torch.randint(0, 96, (2, 5)), torch.randint(0, 96, (2, 5))) for _ in range(2)]
-    run = A.train_char_model("minlstm", windows, windows, hidden_size=8)
+    run = A.train_char_model("minlstm", windows, windows, hidden_size=8, mode="loop")
     assert 0 < run["validation_bpc"] < 10 and len(run["history"]["step_loss"]) == 2
-    rows = A.time_recurrences([4, 8], batch_size=1, input_size=2, hidden_size=3, repeats=1)
-    assert [r["T"] for r in rows] == [4, 8] and all(r["scan"] > 0 for r in rows)
+    assert run["model"].recurrent.mode == "loop"
+    rows = A.time_scans([4, 8], batch_size=1, hidden_size=3, repeats=1)
+    assert [r["T"] for r in rows] == [4, 8]
+    assert all(r[k] > 0 for r in rows for k in ("loop", "Hillis-Steele", "log-space"))
+
+
+def test_adding_recipe_is_chapter_5s_and_its_start_is_the_mean():
+    run = A.train_adding("lstm", 10, hidden_size=4, train_steps=1, lr=1e-9, n_eval=8)
+    head = run["model"].head
+    assert torch.all(head.weight.abs() < 1e-6) and abs(head.bias.item() - 1) < 1e-6
+    default = A.train_adding("lstm", 10, hidden_size=4, train_steps=1, lr=1e-9, n_eval=8,
+                             head_at_mean=False)
+    assert default["model"].head.weight.abs().sum() > 0.01
+    # The same seed gives the same model and score, and leaves the caller's generator alone.
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    torch.manual_seed(5)
+    again = A.train_adding("lstm", 10, hidden_size=4, train_steps=1, lr=1e-9, n_eval=8)
+    assert again["validation_mse"] == run["validation_mse"] and torch.rand(1) == before
 
 
 def test_driver_errors_name_the_problem():
@@ -306,16 +392,24 @@ def test_driver_errors_name_the_problem():
         A.train_adding("rnn", 10)
     with pytest.raises(ValueError, match="steps must be >= 3"):
         A.train_adding("gru", 1, train_steps=1)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        A.train_adding("gru", 10, schedule="linear")
+    with pytest.raises(TypeError, match="fresh must be True or False, got int"):
+        A.train_adding("gru", 10, fresh=1)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        A.train_adding("mingru", 10, mode="tree")
+    with pytest.raises(ValueError, match="clip_norm must be > 0"):
+        A.train_adding("gru", 10, clip_norm=0.0)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time\)"):
         A.CharModel("gru", 10)(torch.randn(2, 3, 4))
     with pytest.raises(TypeError, match="lengths must be a non-empty list"):
-        A.time_recurrences(64)
+        A.time_scans(64)
     with pytest.raises(ValueError, match="each length must be >= 1"):
-        A.time_recurrences([0])
+        A.time_scans([0])
     with pytest.raises(ValueError, match="timings must hold at least one setting"):
         A.plot_timings({})
-    with pytest.raises(TypeError, match="device must be str or device, got int"):
-        A.time_recurrences([2], device=3)
+    with pytest.raises(ValueError, match="must be a non-empty list of rows"):
+        A.plot_timings({"a": [{"T": 4}]})
     with pytest.raises(TypeError, match="device must be str or device, got int"):
         A.train_adding("gru", 4, train_steps=1, device=0)
     with pytest.raises(TypeError, match="train_windows must be list, got NoneType"):
@@ -328,6 +422,93 @@ def test_driver_errors_name_the_problem():
         A.max_relative_error(torch.ones(3), torch.zeros(3))
     with pytest.raises(TypeError, match="estimate must be a floating-point tensor"):
         A.max_relative_error(torch.ones(3, dtype=torch.long), torch.ones(3))
+
+
+# ---------------------------------------------------------------- matched comparisons
+
+
+def test_match_width_finds_the_nearest_parameter_count():
+    build = lambda w: nn.Linear(10, w)                    # noqa: E731  11 w parameters
+    assert A.match_width(build, 110) == 10
+    assert A.match_width(build, 116) == 11 and A.match_width(build, 114) == 10
+    assert A.match_width(build, 1) == 1
+    assert A.match_width(build, 220, step=4) == 20
+    with pytest.raises(TypeError, match="build must be a function of the width"):
+        A.match_width(3, 100)
+    with pytest.raises(ValueError, match="target must be >= 1"):
+        A.match_width(build, 0)
+    with pytest.raises(ValueError, match="build must grow with the width"):
+        A.match_width(lambda w: nn.Linear(2, 2), 100)
+
+
+def test_the_compared_models_have_matched_parameter_counts():
+    V = len(data.Vocabulary(A.DIGITS))
+    counts = {kind: models.count_parameters(A.REVERSERS[kind](V, 32, width))
+              for kind, width in A.REVERSAL_WIDTHS.items()}
+    target = counts["attention"]
+    assert A.REVERSAL_WIDTHS["no attention"] == A.match_width(
+        lambda w: models.EncoderDecoder(V, 32, w), target)
+    assert A.REVERSAL_WIDTHS["bidirectional, no attention"] == A.match_width(
+        lambda w: A.BidirectionalEncoderDecoder(V, 32, w), target, step=2)
+    assert all(abs(c - target) <= 0.02 * target for c in counts.values()), counts
+    regressor = lambda k, w: models.SequenceRegressor(A.make_layer(k, 2, w), w)  # noqa: E731
+    sizes = {k: models.count_parameters(regressor(k, w)) for k, w in A.ADDING_WIDTHS.items()}
+    assert all(abs(c - sizes["gru"]) <= 0.04 * sizes["gru"] for c in sizes.values()), sizes
+    char = lambda k, w: A.CharModel(k, 96, hidden_size=w)  # noqa: E731
+    sizes = {k: models.count_parameters(char(k, w)) for k, w in A.TEXT_WIDTHS.items()}
+    assert all(abs(c - sizes["gru"]) <= 0.02 * sizes["gru"] for c in sizes.values()), sizes
+
+
+def test_bidirectional_control_is_the_attention_model_without_attention():
+    V = len(data.Vocabulary(A.DIGITS))
+    control = A.BidirectionalEncoderDecoder(V, 8, 16)
+    assert control.encoder.bidirectional and control.encoder.hidden_size == 8
+    assert isinstance(control.decoder, nn.GRU) and control.decoder.hidden_size == 16
+    assert isinstance(A.AttentionEncoderDecoder(V, 8, 16), A.BidirectionalEncoderDecoder)
+    vocab = data.Vocabulary(A.DIGITS)
+    source, lengths = vocab.encode(["123", "45"])
+    summary = control.encode(source, lengths)
+    states, _, _ = control.encode_all(source, lengths)
+    assert summary.shape == (1, 2, 16)
+    # Forward half: the state after the last real digit; backward half: after reading digit 0.
+    torch.testing.assert_close(summary[0, 1, :8], states[1, 1, :8])
+    torch.testing.assert_close(summary[0, 1, 8:], states[1, 0, 8:])
+    with pytest.raises(ValueError, match="hidden_size must be even"):
+        A.BidirectionalEncoderDecoder(V, 8, 15)
+
+
+def test_reverser_drivers_train_score_and_name_their_errors():
+    splits = {"train": data.reversal_pairs(64, 3, 4, seed=0)}
+    run = A.train_reverser("bidirectional, no attention", splits, lr=1e-2, seed=1)
+    assert run["parameters"] == models.count_parameters(run["model"])
+    assert run["model"].encoder.hidden_size == A.REVERSAL_WIDTHS["bidirectional, no attention"] // 2
+    sources, targets = data.reversal_pairs(20, 9, 10, seed=4)
+    scores = A.exact_match_by_length(run["model"], sources, targets)
+    assert set(scores) == {"all", "9", "10"} and all(0 <= v <= 1 for v in scores.values())
+    loss = A.reversal_loss(run["model"], sources, targets)
+    assert 0 < loss < 10 and run["model"].training
+    with pytest.raises(ValueError, match="kind must be one of"):
+        A.train_reverser("transformer", splits, lr=1e-2)
+    with pytest.raises(ValueError, match="splits must hold a 'train' pair"):
+        A.train_reverser("attention", {}, lr=1e-2)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        A.train_reverser("attention", splits, lr=0.0)
+    with pytest.raises(TypeError, match="model must be EncoderDecoder"):
+        A.reversal_loss(nn.GRU(2, 2), sources, targets)
+    with pytest.raises(ValueError, match="sources and targets must pair up"):
+        A.exact_match_by_length(run["model"], sources, targets[:3])
+    with pytest.raises(TypeError, match="sources must be a non-empty list"):
+        A.reversal_loss(run["model"], "123", targets)
+
+
+def test_reversal_splits_share_no_string():
+    splits = A.reversal_splits()
+    sets = {name: set(sources) for name, (sources, _) in splits.items()}
+    assert len(splits["train"][0]) == A.REVERSAL_RECIPE["train"]
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not sets[a] & sets[b], (a, b)
+    assert {len(s) for s in sets["long"]} == {9, 10, 11, 12}
+    assert all(t == s[::-1] for s, t in zip(*splits["validation"]))
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "mingru"])
@@ -347,3 +528,34 @@ def test_char_model_checks_the_state_it_is_given(kind):
     bad = (h.double(), state[1]) if kind == "lstm" else h.double()
     with pytest.raises(TypeError, match="must have the dtype of the CharModel's weights"):
         model(x, bad)
+
+
+# ---------------------------------------------------------------- results over seeds
+
+
+def test_seed_summary_and_paired_wins_read_per_seed_rows():
+    rows = [{"seed": s, "model": m, "test": s + (0.5 if m == "b" else 0.0)}
+            for m in ("a", "b") for s in range(5)]
+    rows[0]["test"] = 9.0                                  # seed 0: a loses once
+    table = A.seed_summary(rows, "model", ["test"], digits=2)
+    assert list(table.index) == ["a", "b"] and list(table["seeds"]) == [5, 5]
+    assert table.loc["b", "test"] == "2.50 ± 1.58"
+    assert A.paired_wins(rows, "a", "b") == 4 and A.paired_wins(rows, "b", "a") == 1
+    with pytest.raises(ValueError, match=r"rows must be dicts with 'model' and \['accuracy'\], got"):
+        A.seed_summary(rows, "model", ["accuracy"])
+    with pytest.raises(TypeError, match="values must be a non-empty list"):
+        A.seed_summary(rows, "model", "test")
+    with pytest.raises(ValueError, match="no seed has runs of both 'a' and 'c'"):
+        A.paired_wins(rows, "a", "c")
+    with pytest.raises(ValueError, match="rows must be dicts with 'model', 'seed' and 'loss'"):
+        A.paired_wins(rows, "a", "b", value="loss")
+
+
+def test_combine_names_bad_pairs():
+    pair = (torch.rand(2, 3), torch.randn(2, 3))
+    with pytest.raises(TypeError, match="first must be a pair"):
+        A.combine(torch.rand(2, 3), pair)
+    with pytest.raises(ValueError, match="must have one shape"):
+        A.combine(pair, (torch.rand(2, 3), torch.randn(3, 2)))
+    with pytest.raises(TypeError, match="second's b must be a floating-point tensor"):
+        A.combine(pair, (torch.rand(2, 3), torch.ones(2, 3, dtype=torch.long)))

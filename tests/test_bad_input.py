@@ -430,8 +430,6 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "language_model.train_for_steps": lambda: (lm.train_for_steps, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(),
         steps=2, lr=0.01, state="carry", clip_norm=1.0, device="cpu")),
-    "language_model.budget_steps": lambda: (lm.budget_steps, dict(
-        kind="lstm", num_layers=1, seconds=1.0)),
     "language_model.held_out_bits": lambda: (lm.held_out_bits, dict(
         model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
     "language_model.next_char_probs": lambda: (lm.next_char_probs, dict(
@@ -476,10 +474,34 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         mask=torch.tensor([[True, True, False], [True, True, True]]), v=torch.randn(4))),
     "attention_and_scans.AttentionEncoderDecoder": lambda: (scans.AttentionEncoderDecoder, dict(
         vocab_size=8, embedding_size=3, hidden_size=4, attention_size=5)),
-    "attention_and_scans.AttentionEncoderDecoder.encode_all": lambda: (
-        scans.AttentionEncoderDecoder(8, 3, 4).encode_all, _encdec_args()),
-    "attention_and_scans.AttentionEncoderDecoder.encode": lambda: (
-        scans.AttentionEncoderDecoder(8, 3, 4).encode, _encdec_args()),
+    "attention_and_scans.BidirectionalEncoderDecoder": lambda: (
+        scans.BidirectionalEncoderDecoder, dict(vocab_size=8, embedding_size=3, hidden_size=4)),
+    "attention_and_scans.BidirectionalEncoderDecoder.encode_all": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).encode_all, _encdec_args()),
+    "attention_and_scans.BidirectionalEncoderDecoder.encode": lambda: (
+        scans.BidirectionalEncoderDecoder(8, 3, 4).encode, _encdec_args()),
+    "attention_and_scans.combine": lambda: (scans.combine, dict(
+        first=(torch.rand(2, 3), torch.randn(2, 3)), second=(torch.rand(2, 3), torch.randn(2, 3)))),
+    "attention_and_scans.hillis_steele_scan": lambda: (scans.hillis_steele_scan, dict(
+        a=torch.rand(2, 5, 3), b=torch.randn(2, 5, 3), h0=torch.randn(2, 3))),
+    "attention_and_scans.scan_schedule": lambda: (scans.scan_schedule, dict(T=8)),
+    "attention_and_scans.time_scans": lambda: (scans.time_scans, dict(
+        lengths=[2, 3], batch_size=2, hidden_size=4, repeats=1)),
+    "attention_and_scans.match_width": lambda: (scans.match_width, dict(
+        build=lambda w: nn.Linear(3, w), target=40, step=1)),
+    "attention_and_scans.reversal_splits": lambda: (scans.reversal_splits, {}),
+    "attention_and_scans.reversal_loss": lambda: (scans.reversal_loss, dict(
+        model=scans.BidirectionalEncoderDecoder(13, 3, 4), sources=["123", "45"],
+        targets=["321", "54"])),
+    "attention_and_scans.exact_match_by_length": lambda: (scans.exact_match_by_length, dict(
+        model=scans.BidirectionalEncoderDecoder(13, 3, 4), sources=["123", "45"],
+        targets=["321", "54"])),
+    "attention_and_scans.paired_wins": lambda: (scans.paired_wins, dict(
+        rows=[{"seed": s, "model": m, "test": s + (m == "a")} for s in range(3) for m in "ab"],
+        first="a", second="b", value="test")),
+    "attention_and_scans.seed_summary": lambda: (scans.seed_summary, dict(
+        rows=[{"seed": s, "model": "a", "x": float(s)} for s in range(3)], by="model",
+        values=["x"], digits=2)),
     "attention_and_scans.AttentionEncoderDecoder.forward": lambda: (
         scans.AttentionEncoderDecoder(8, 3, 4).forward,
         dict(_encdec_args(), decoder_inputs=torch.tensor([[1, 4], [1, 5]]))),
@@ -492,17 +514,16 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "attention_and_scans.chrono_init": lambda: (scans.chrono_init, dict(
         layer=scans.MinGRU(3, 4), max_lag=10, seed=0)),
     "attention_and_scans.train_adding": lambda: (scans.train_adding, dict(
-        kind="mingru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01, seed=0,
-        n_test=4, device="cpu")),
-    "attention_and_scans.time_recurrences": lambda: (scans.time_recurrences, dict(
-        lengths=[2, 3], batch_size=2, input_size=3, hidden_size=4, repeats=1, device="cpu")),
+        kind="mingru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01,
+        clip_norm=1.0, schedule="cosine", head_at_mean=True, fresh=False, mode="loop", seed=0,
+        n_eval=4, test=True, device="cpu")),
     "attention_and_scans.CharModel": lambda: (scans.CharModel, dict(
-        kind="mingru", vocab_size=6, embedding_size=3, hidden_size=4)),
+        kind="mingru", vocab_size=6, embedding_size=3, hidden_size=4, mode="loop")),
     "attention_and_scans.CharModel.forward": lambda: (scans.CharModel("gru", 6, 3, 4).forward, dict(
         x=torch.tensor([[0, 1, 2], [3, 4, 5]]), state=torch.randn(1, 2, 4))),
     "attention_and_scans.train_char_model": lambda: (scans.train_char_model, dict(
         kind="mingru", train_windows=_windows(), validation_windows=_windows(), hidden_size=4,
-        epochs=1, lr=0.01, seed=0, device="cpu")),
+        epochs=1, lr=0.01, mode="loop", seed=0, device="cpu")),
     "attention_and_scans.crossover": lambda: (scans.crossover, dict(
         rows=[{"T": 1, "a": 2.0, "b": 1.0}, {"T": 2, "a": 1.0, "b": 2.0}], fast="a", slow="b")),
 }
@@ -545,6 +566,8 @@ SKIP = {
     "lstm_gates.gru_step": DISPLAYED,
     "attention_and_scans.AttentionEncoderDecoder.step": "one decoder step, called by forward and "
     "decode_with_attention, which check what it reads",
+    "attention_and_scans.train_reverser": "trains for 1,000 steps (REVERSAL_RECIPE); its argument "
+    "checks are tested in tests/test_attention_and_scans.py",
 }
 FIGURES = [
     "recurrent_neurons.draw_unrolled_rnn", "recurrent_neurons.plot_digit_rows",
@@ -553,6 +576,7 @@ FIGURES = [
     "sequence_shapes.draw_sequence_shapes", "language_model.plot_learning_curves",
     "language_model.plot_unit_activity", "attention_and_scans.plot_timings",
     "attention_and_scans.plot_attention", "memory_cells.plot_state_trajectories",
+    "attention_and_scans.draw_scan_tree", "attention_and_scans.draw_attention_decoder",
     "recurrent_neurons.plot_compared_runs",
 ]
 SKIP.update({name: FIGURE for name in FIGURES})

@@ -37,7 +37,7 @@ def autograd_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
     else:
         cell = model.recurrent.cell
         recurrent = {"W_xh": cell.W_xh.grad, "W_hh": cell.W_hh.grad, "b_h": cell.b_h.grad}
-    return {**recurrent, "V": model.head.weight.grad.T, "c": model.head.bias.grad}
+    return {**recurrent, "W_hy": model.head.weight.grad.T, "b_y": model.head.bias.grad}
 
 
 # ---------------------------------------------------------------- hand BPTT
@@ -94,7 +94,7 @@ def test_state_gradients_match_state_gradient_norms():
     assert grads["h"].shape == (6, 9, 7)
     cell = cells.RNNCell(5, 7).double()
     cell.copy_from(model.recurrent)
-    loss_fn = lambda out: F.cross_entropy(out[:, -1] @ params["V"] + params["c"], y)
+    loss_fn = lambda out: F.cross_entropy(out[:, -1] @ params["W_hy"] + params["b_y"], y)
     expected = cells.state_gradient_norms(cell, x, loss_fn)["h"]
     torch.testing.assert_close(grads["h"].norm(dim=-1).mean(dim=0), expected, rtol=1e-10, atol=0)
 
@@ -129,7 +129,7 @@ def test_classifier_parameters_layout_and_copies():
     model = float64_classifier()
     params = bptt.classifier_parameters(model)
     assert {k: tuple(v.shape) for k, v in params.items()} == {
-        "W_xh": (5, 7), "W_hh": (7, 7), "b_h": (7,), "V": (7, 4), "c": (4,)}
+        "W_xh": (5, 7), "W_hh": (7, 7), "b_h": (7,), "W_hy": (7, 4), "b_y": (4,)}
     torch.testing.assert_close(params["b_h"], model.recurrent.bias_ih_l0 + model.recurrent.bias_hh_l0)
     params["W_hh"].zero_()
     assert model.recurrent.weight_hh_l0.abs().sum() > 0  # a copy, not a view
@@ -144,8 +144,8 @@ def test_forward_rejects_bad_arguments():
     x, y = batch()
     with pytest.raises(TypeError, match="params must be dict, got list"):
         bptt.forward(x, y, [])
-    with pytest.raises(ValueError, match=r"params must have keys .* missing \['c'\]"):
-        bptt.forward(x, y, {k: v for k, v in params.items() if k != "c"})
+    with pytest.raises(ValueError, match=r"params must have keys .* missing \['b_y'\]"):
+        bptt.forward(x, y, {k: v for k, v in params.items() if k != "b_y"})
     with pytest.raises(ValueError, match=r"params\['W_hh'\] must have shape \(7, 7\).*got \(7, 6\)"):
         bptt.forward(x, y, {**params, "W_hh": params["W_hh"][:, :6]})
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, features\), got \(6, 5\)"):
@@ -201,6 +201,10 @@ def test_autograd_graph_counts_shared_parameter_uses():
     for name in ("W_xh", "W_hh", "b_h"):
         index = next(n["id"] for n in nodes if n["label"] == name)
         assert sum(1 for _, j in edges if j == index) == 3  # one contribution per step
+    # an operation names the parameters it uses: the two products of a step differ
+    labels = [n["label"] for n in nodes if n["op"] == "MmBackward0"]
+    assert sorted(set(labels)) == ["Mm (W_hh)", "Mm (W_xh)"] and len(labels) == 6
+    assert [n["label"] for n in nodes].count("Add (b_h)") == 3
 
 
 def test_saved_tensor_meter_grows_linearly_with_steps():
@@ -305,12 +309,13 @@ def test_chapter4_plots_draw_and_validate():
 def test_autograd_graph_figure_keeps_every_label_inside_its_box():
     torch.manual_seed(0)
     W_xh, W_hh = torch.randn(3, 4, requires_grad=True), torch.randn(4, 4, requires_grad=True)
-    b_h, V = torch.zeros(4, requires_grad=True), torch.randn(4, 2, requires_grad=True)
+    b_h, W_hy = torch.zeros(4, requires_grad=True), torch.randn(4, 2, requires_grad=True)
     h = torch.zeros(2, 4)
     for t in range(3):
         h = cells.rnn_step(torch.randn(2, 3), h, W_xh, W_hh, b_h)
-    loss = F.cross_entropy(h @ V, torch.tensor([0, 1]))
-    nodes, edges = bptt.autograd_graph(loss, {"$W_{xh}$": W_xh, "$W_{hh}$": W_hh, "$b_h$": b_h, "$V$": V})
+    loss = F.cross_entropy(h @ W_hy, torch.tensor([0, 1]))
+    names = {"$W_{xh}$": W_xh, "$W_{hh}$": W_hh, "$b_h$": b_h, "$W_{hy}$": W_hy}
+    nodes, edges = bptt.autograd_graph(loss, names)
     fig = bptt.draw_autograd_graph(nodes, edges)
     try:
         (ax,) = fig.axes
@@ -397,8 +402,8 @@ def test_forward_refuses_a_dtype_other_than_the_weights():
         bptt.forward(x.float(), y, params)
     with pytest.raises(TypeError, match="h0 must have the dtype of params, torch.float64, got torch.float32"):
         bptt.forward(x, y, params, h0=torch.zeros(6, 7))
-    with pytest.raises(TypeError, match=r"params\['V'\] must have the dtype of params\['W_xh'\]"):
-        bptt.forward(x, y, {**params, "V": params["V"].float()})
+    with pytest.raises(TypeError, match=r"params\['W_hy'\] must have the dtype of params\['W_xh'\]"):
+        bptt.forward(x, y, {**params, "W_hy": params["W_hy"].float()})
     with pytest.raises(ValueError, match=r"x must not be empty .* got shape \(0, 9, 5\)"):
         bptt.forward(x[:0], y[:0], params)
 
@@ -455,3 +460,43 @@ def test_train_mnist_rnn_leaves_the_global_random_state_alone():
         assert torch.equal(a, b), name
     with pytest.raises(TypeError, match="verbose must be True or False, got str"):
         bptt.train_mnist_rnn(digits, verbose="yes")
+
+
+# ---------------------------------------------------------------- the chapter's equation table
+
+
+def test_chapter_table_quotes_backward_line_for_line():
+    """Chapter 4 shows bptt.backward beside its equations: every code line the table quotes
+    must be a line of the function, in the order of the function, and cover its loop."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    notebook = Path(__file__).resolve().parents[1] / "chapters" / "04_bptt.ipynb"
+    cells = nbformat.read(notebook, as_version=4).cells
+    (table,) = [c.source for c in cells if c.cell_type == "markdown"
+                and "| line of `bptt.backward` |" in c.source]
+    quoted = [m.group(1) for line in table.splitlines() if line.startswith("| ")
+              for m in [re.search(r"\| `([^`]+)` \|\s*$", line)] if m]
+    source = [line.split("#")[0].strip() for line in inspect.getsource(bptt.backward).splitlines()]
+    positions = [source.index(code) for code in quoted]  # ValueError names a missing line
+    assert positions == sorted(positions) and len(quoted) >= 10
+    loop = [line for line in source if line.startswith(("delta", "grads[", "for t"))
+            and not line.startswith('grads["h"]')]  # the optional record of every delta
+    assert set(loop) <= set(quoted), f"lines of the loop missing from the table: {set(loop) - set(quoted)}"
+
+
+def test_plot_state_gradients_gives_one_colour_per_model_and_moves_a_long_legend():
+    curves = {f"{model}: {path}": torch.logspace(-2, 0, 5) for model in ("RNN", "LSTM a", "LSTM b")
+              for path in ("h_t", "c_t")}
+    fig = bptt.plot_state_gradients(curves)
+    try:
+        (ax,) = fig.axes
+        colours = {line.get_label(): line.get_color() for line in ax.lines}
+        assert colours["LSTM a: h_t"] == colours["LSTM a: c_t"] != colours["LSTM b: h_t"]
+        assert len(set(colours.values())) == 3
+        assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1
+    finally:
+        plt.close(fig)

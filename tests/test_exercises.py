@@ -111,3 +111,11 @@ def test_at_least_one_exercise_is_worked_on_paper(chapter: Path) -> None:
     on_paper = [n for n, index, _ in exercises(chapter) if ON_PAPER.search(cells[index].source)]
     assert on_paper, (f"{chapter.name}: no pencil-and-paper exercise (a statement that says "
                       "'on paper', whose solution checks the paper result numerically)")
+
+
+def test_no_exercise_statement_hides_inside_a_folded_answer(chapter: Path) -> None:
+    cells = nbformat.read(chapter, as_version=4).cells
+    hidden = [i for i, cell in enumerate(cells)
+              if "answer" in cell.metadata.get("tags", []) and EXERCISE.search(cell.source)]
+    assert not hidden, (f"{chapter.name}: cells {hidden} fold an exercise statement into a written "
+                        "answer; give the statement its own markdown cell after the answer")

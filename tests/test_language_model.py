@@ -87,12 +87,68 @@ def test_fixed_steps_repeat_exactly():
     assert runs[0] == runs[1]
 
 
-def test_budget_steps_scale_the_reference_counts():
-    assert lm.budget_steps("lstm") == lm.BUDGET_STEPS["lstm", 1]
-    assert lm.budget_steps("gru", 1, lm.BUDGET_SECONDS / 2) == round(lm.BUDGET_STEPS["gru", 1] / 2)
-    assert lm.budget_steps("lstm", 2, 60.0) > lm.budget_steps("lstm", 2)
-    assert lm.budget_steps("rnn", seconds=1e-6) == 1            # never zero updates
-    assert set(lm.BUDGET_STEPS) == {("rnn", 1), ("gru", 1), ("lstm", 1), ("lstm", 2)}
+def test_train_for_steps_scores_validation_after_every_pass():
+    windows = text.stream_batches(VOCAB.encode(TRAIN), batch_size=4, window=16)
+    assert len(windows) == 9
+    history = lm.train_for_steps(tiny_lm("gru"), windows, steps=25, lr=0.02, val_windows=windows[:3])
+    assert history["val_steps"] == [9, 18, 25]
+    assert len(history["val_loss"]) == 3 and history["val_loss"][-1] < history["val_loss"][0]
+
+
+def test_train_recipe_is_seeded_and_leaves_the_callers_rng_alone(monkeypatch):
+    monkeypatch.setitem(lm.RECIPE, "steps", 4)
+    monkeypatch.setitem(lm.RECIPE, "parameters", 3_000)
+    windows = text.stream_batches(VOCAB.encode(TRAIN), batch_size=4, window=16)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    runs = [lm.train_recipe("LSTM, 2 layers, dropout", len(VOCAB), windows, lr=0.01, seed=3,
+                            dropout=0.3) for _ in range(2)]
+    assert torch.rand(1) == before                        # the caller's generator is untouched
+    (first, h1), (second, h2) = runs
+    assert h1["step_loss"] == h2["step_loss"] and h1["steps"] == [4]
+    for a, b in zip(first.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b)
+    assert first.num_layers == 2 and first.recurrent.dropout == 0.3
+    other, _ = lm.train_recipe("LSTM, 2 layers, dropout", len(VOCAB), windows, lr=0.01, seed=4,
+                               dropout=0.3)
+    assert not torch.equal(other.head.weight, first.head.weight)
+    assert abs(models_count(first) - 3_000) < 300
+
+
+def models_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_bits_by_position_resets_or_carries():
+    model = tiny_lm("lstm").eval()
+    ids = VOCAB.encode(TRAIN)
+    windows = text.stream_batches(ids, batch_size=4, window=8)
+    reset = lm.bits_by_position(model, windows)
+    carried = lm.bits_by_position(model, windows, state="carry")
+    assert reset.shape == carried.shape == (8,)
+    # Position 0 after a reset sees its own character only; carried, window 0 is the same run.
+    with torch.no_grad():
+        x, y = windows[1]
+        logits, _ = model(x)
+        first = torch.nn.functional.cross_entropy(logits[:, 0], y[:, 0], reduction="sum")
+        total = sum(torch.nn.functional.cross_entropy(model(x)[0][:, 0], y[:, 0], reduction="sum")
+                    for x, y in windows)
+    count = sum(len(x) for x, _ in windows)
+    assert reset[0].item() == pytest.approx(total.item() / count / math.log(2), rel=1e-5)
+    assert first.item() > 0
+    mean_reset = text.bits_per_char(training.evaluate(model, windows, state="reset")["loss"])
+    assert reset.mean().item() == pytest.approx(mean_reset, rel=1e-5)   # equal-length windows
+
+
+def test_sample_ngram_draws_from_the_model():
+    kn = text.KneserNey(TRAIN, 4, VOCAB)
+    drawn = lm.sample_ngram(kn, "ab", 60, seed=1)
+    assert len(drawn) == 60 and set(drawn) <= set(VOCAB.symbols)
+    assert drawn == lm.sample_ngram(kn, "ab", 60, seed=1) != lm.sample_ngram(kn, "ab", 60, seed=2)
+    # Order 1 ignores the history; a long history uses the last order - 1 characters only.
+    assert lm.sample_ngram(kn, "(", 5, order=1, seed=3) == lm.sample_ngram(kn, "bad", 5, order=1, seed=3)
+    assert lm.sample_ngram(kn, "(bad) abc", 20, seed=4) == lm.sample_ngram(kn, "abc", 20, seed=4)
 
 
 def test_make_language_model_matches_the_parameter_budget():
@@ -162,11 +218,17 @@ def test_hidden_states_are_the_top_layer_outputs():
 
 
 def test_figures_draw():
-    fig = lm.plot_learning_curves({"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2)
-    assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
+    run = {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]}
+    seeds = {"a": [([2, 4], [2.1, 1.8]), ([2, 4], [2.0, 1.7])], "b": [([2, 4], [2.5, 2.2])] * 2}
+    fig = lm.plot_learning_curves(run, seeds, baseline=1.5, smooth=2)
+    left, right = fig.axes
+    assert left.get_ylabel() == "bits per character" and right.get_xlabel() == "updates"
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["a", "b",
+                                                                       "Kneser-Ney n-gram (validation)"]
+    assert "2 seeds" in right.get_title()
     plt.close(fig)
     fig = lm.plot_unit_activity("ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])})
-    assert len(fig.axes) == 1
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "activation"   # the colour bar
     plt.close(fig)
 
 
@@ -194,10 +256,37 @@ def test_figures_draw():
     (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
     (lambda: lm.train_for_steps(nn_linear(), [(1, 2)], steps=1, lr=0.1), TypeError, "model must be CharLM"),
-    (lambda: lm.budget_steps("transformer"), ValueError, "kind must be one of"),
-    (lambda: lm.budget_steps("gru", 2), ValueError, "budgets are measured for"),
-    (lambda: lm.budget_steps("gru", 0), ValueError, "num_layers must be >= 1"),
-    (lambda: lm.budget_steps("lstm", seconds=0), ValueError, "seconds must be > 0"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, val_windows=[]), ValueError,
+     "val_windows must hold at least one (x, y) window"),
+    (lambda: lm.train_recipe("Transformer", 11, [(1, 2)], lr=0.1, seed=0), ValueError,
+     "name must be one of"),
+    (lambda: lm.train_recipe("LSTM", 11, [(1, 2)], lr=0.1, seed=-1), ValueError, "seed must be >= 0"),
+    (lambda: lm.train_recipe("LSTM", 11, [(1, 2)], lr=0.1, seed=0, dropout=0.2), ValueError,
+     "num_layers >= 2"),
+    (lambda: lm.bits_by_position(tiny_lm(), [], state="reset"), ValueError, "at least one (x, y) window"),
+    (lambda: lm.bits_by_position(tiny_lm(), [(1, 2)], state="keep"), ValueError, "state must be one of"),
+    (lambda: lm.bits_by_position(nn_linear(), [(1, 2)]), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.sample_ngram("kn", "a", 3), TypeError, "model must be KneserNey, got str"),
+    (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 0), ValueError, "length must be >= 1"),
+    (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "q", 3), ValueError,
+     "history has characters outside the vocabulary: ['q']"),
+    (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 3, order=3), ValueError,
+     "order must be at most max_order (2), got 3"),
+    (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 3, seed=-2), ValueError,
+     "seed must be >= 0"),
+    (lambda: lm.plot_learning_curves({}, {}, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
+    (lambda: lm.held_out_bits(tiny_lm(), [torch.zeros(2, 3, dtype=torch.long)]), TypeError,
+     "windows[0] must be an (x, y) pair of id tensors, got Tensor"),
+    (lambda: lm.held_out_bits(tiny_lm(), [(torch.zeros(2, 3), torch.zeros(2, 3))]), TypeError,
+     "windows[0] x must be an integer tensor"),
+    (lambda: lm.bits_by_position(tiny_lm(), [(torch.zeros(2, 3, dtype=torch.long),
+                                              torch.zeros(2, 4, dtype=torch.long))]), ValueError,
+     "windows[0] must hold x and y of one shape, got (2, 3) and (2, 4)"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.0), ValueError, "lr must be > 0.0"),
+    (lambda: lm.train_recipe("LSTM", 1, [(1, 2)], lr=0.1, seed=0), ValueError, "vocab_size must be >= 2"),
+    (lambda: lm.train_recipe("GRU", 11, [(1, 2)], lr=0.1, seed=0, state="keep"), ValueError,
+     "state must be one of"),
+    (lambda: lm.plot_learning_curves([], {}, baseline=1.0), TypeError, "run must be dict, got list"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "", 5), ValueError, "prompt must hold at least one"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "a", 0), ValueError, "length must be >= 1"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "a", 5, temperature=0), ValueError, "temperature must be > 0"),
@@ -261,3 +350,20 @@ def test_training_module_is_the_only_loop():
     assert ".backward(" not in source and ".step()" not in source
     assert "training.fit(" in source
     assert training.STATE_MODES == ("carry", "reset")
+
+
+def test_chosen_rates_and_dropout_are_the_benchmark_search_choices():
+    """lm.LEARNING_RATES and lm.DROPOUT are what the committed search chose on validation."""
+    from book_utils import results
+
+    search = [r for r in results.load("language_model")["rows"] if r["part"] == "search"]
+    dropout_runs = [r for r in search if r["model"] == "LSTM, 2 layers, dropout"
+                    and r["lr"] == lm.LEARNING_RATES["LSTM, 2 layers"]]
+    assert lm.DROPOUT == min(dropout_runs, key=lambda r: r["validation bpc"])["dropout"]
+    for name in lm.CONFIGS:
+        runs = [r for r in search if r["model"] == name
+                and r["dropout"] == (lm.DROPOUT if "dropout" in name else 0.0)]
+        assert {r["lr"] for r in runs} == set(lm.LR_GRID), name       # the whole grid was tried
+        assert lm.LEARNING_RATES[name] == min(runs, key=lambda r: r["validation bpc"])["lr"], name
+    compare = [r for r in results.load("language_model")["rows"] if r["part"] == "compare"]
+    assert {(r["model"], r["lr"]) for r in compare} == set(lm.LEARNING_RATES.items())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from book_utils import memory_cells, models
+from book_utils import data, memory_cells, models, training
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +69,77 @@ def test_perturbation_effect_rejects_bad_arguments(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         memory_cells.perturbation_effect(**arguments)
+
+
+# ---------------------------------------------------------------- spectral radius and fade rate
+
+
+def test_with_spectral_radius_rescales_a_copy_and_keeps_the_rest():
+    layer = nn.RNN(3, 6, batch_first=True).double()
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    scaled = memory_cells.with_spectral_radius(layer, 1.5)
+    rho = torch.linalg.eigvals(scaled.weight_hh_l0.detach()).abs().max()
+    torch.testing.assert_close(rho, torch.tensor(1.5, dtype=torch.float64))
+    for name, value in layer.state_dict().items():
+        assert torch.equal(value, before[name])             # the original is untouched
+        if name != "weight_hh_l0":
+            assert torch.equal(scaled.state_dict()[name], value)
+    zero = memory_cells.with_spectral_radius(layer, 0.0)
+    assert torch.equal(zero.weight_hh_l0, torch.zeros(6, 6, dtype=torch.float64))
+
+
+def test_fade_rate_of_a_linear_like_cell_is_its_spectral_radius():
+    # Tiny inputs keep tanh in its linear middle, and a diagonal W_hh makes every change
+    # shrink by exactly rho per step there: the measured rate is rho, the mean slope ~1.
+    layer = nn.RNN(2, 3, batch_first=True, bias=False).double()
+    with torch.no_grad():
+        layer.weight_hh_l0.copy_(torch.diag(torch.tensor([0.7, 0.7, 0.7], dtype=torch.float64)))
+    x = 1e-4 * torch.randn(4, 12, 2, dtype=torch.float64)
+    rate = memory_cells.fade_rate(layer, x, torch.tensor([1e-3, 0.0], dtype=torch.float64),
+                                  start=3)
+    assert rate["measured"] == pytest.approx(0.7, rel=1e-4)
+    assert rate["mean_slope"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_fade_rate_matches_the_perturbation_effect():
+    layer = nn.RNN(3, 5, batch_first=True).double()
+    x, delta = torch.randn(6, 10, 3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    effect = memory_cells.perturbation_effect(layer, x, delta).mean(dim=0)
+    rate = memory_cells.fade_rate(layer, x, delta, start=4)
+    assert rate["measured"] == pytest.approx(float((effect[9] / effect[4]) ** (1 / 5)))
+    with torch.no_grad():
+        states, _ = layer(x)
+    assert rate["mean_slope"] == pytest.approx(float((1 - states[:, 4:] ** 2).mean()))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: memory_cells.with_spectral_radius(nn.GRU(2, 3), 1.0), TypeError,
+     "layer must be RNN, got GRU"),
+    (lambda: memory_cells.with_spectral_radius(nn.RNN(2, 3, num_layers=2), 1.0), ValueError,
+     "layer must be one layer in one direction, got num_layers=2"),
+    (lambda: memory_cells.with_spectral_radius(nn.RNN(2, 3), -1.0), ValueError,
+     "rho must be >= 0.0, got -1.0"),
+    (lambda: memory_cells.with_spectral_radius(nn.RNN(2, 3), "1"), TypeError,
+     "rho must be a number, got str"),
+    (lambda: memory_cells.with_spectral_radius(
+        memory_cells.with_spectral_radius(nn.RNN(2, 3), 0.0), 1.0), ValueError,
+     "must have a non-zero eigenvalue to be rescaled"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, nonlinearity="relu", batch_first=True),
+                                    torch.randn(2, 5, 2), torch.ones(2), start=1), ValueError,
+     "recurrent must be a tanh layer .* got nonlinearity='relu'"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(2), start=4), ValueError,
+     "start must leave at least one step after it, at most 3 for 5 steps, got 4"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(3), start=1), ValueError,
+     r"delta must have shape \(2,\) or \(2, 2\), got \(3,\)"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(2), start=-1), ValueError,
+     "start must be >= 0, got -1"),
+])
+def test_spectral_helpers_reject_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ---------------------------------------------------------------- record_states
@@ -279,6 +350,74 @@ def test_recall_task_rejects_bad_arguments(kwargs, error, match):
         memory_cells.make_recall_task(**arguments)
 
 
+def small_recall(**changes) -> dict:
+    return {**memory_cells.RECALL, "n_train": 64, "n_test": 40, "n_val": 30, "batch_size": 16,
+            "epochs": 3, "hidden_size": 8, **changes}
+
+
+def test_train_recall_scores_both_held_out_splits_after_every_epoch():
+    recipe = small_recall()
+    torch.manual_seed(0)
+    model = models.make_classifier("rnn", 4, 8, 4)
+    run = memory_cells.train_recall(model, 2, recipe, seed=5)
+    assert set(run) == {"test", "validation", "seconds"}
+    assert len(run["test"]) == len(run["validation"]) == 3
+    # the splits follow the training sequences of the same generator, test first
+    x, y = memory_cells.make_recall_task(64 + 40 + 30, 20, 2, seed=3)
+    with torch.no_grad():
+        test_acc = (model(x[64:104]).argmax(dim=1) == y[64:104]).float().mean().item()
+        val_acc = (model(x[104:]).argmax(dim=1) == y[104:]).float().mean().item()
+    assert run["test"][-1] == pytest.approx(test_acc) and run["validation"][-1] == pytest.approx(val_acc)
+
+
+def test_train_recall_is_one_fit_seen_epoch_by_epoch():
+    recipe = small_recall()
+    torch.manual_seed(0)
+    model = models.make_classifier("rnn", 4, 8, 4)
+    memory_cells.train_recall(model, 1, recipe, seed=2)
+    torch.manual_seed(0)
+    again = models.make_classifier("rnn", 4, 8, 4)
+    x, y = memory_cells.make_recall_task(64 + 40 + 30, 20, 1, seed=2)
+    loader = data.make_loader(x[:64], y[:64], batch_size=16, shuffle=True, seed=2)
+    training.fit(again, loader, epochs=3, optimizer=torch.optim.Adam(again.parameters(), lr=3e-3),
+                 clip_norm=1.0, verbose=False)
+    for a, b in zip(model.parameters(), again.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_best_rate_table_picks_the_rate_on_validation_and_reports_test():
+    rows = [{"seed": s, "lag": 4, "lr": lr, "validation": [0.5, v], "test": [0.4, t + 0.01 * s]}
+            for s in range(3) for lr, v, t in ((0.1, 0.9, 0.6), (0.2, 0.8, 0.95))]
+    (after_1, after_2) = memory_cells.best_rate_table(rows, epochs=[1, 2])
+    assert after_2["lr"] == 0.1 and after_2["mean"] == pytest.approx(0.61)   # not 0.95's rate
+    assert after_2["n"] == 3 and after_2["min"] == pytest.approx(0.6)
+    assert after_1["lr"] == 0.1 and after_1["epochs"] == 1 and after_1["std"] == 0.0
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: memory_cells.train_recall("rnn", 1), TypeError, "model must be Module, got str"),
+    (lambda: memory_cells.train_recall(nn.Linear(2, 2), 20), ValueError,
+     "lag must be smaller than seq_len=20, got 20"),
+    (lambda: memory_cells.train_recall(nn.Linear(2, 2), 1, {"lr": 1.0}), ValueError,
+     r"recipe must have the keys of RECALL, got missing \['batch_size'"),
+    (lambda: memory_cells.train_recall(nn.Linear(2, 2), 1, small_recall(lr=0)), ValueError,
+     r"recipe\['lr'\] must be > 0.0, got 0.0"),
+    (lambda: memory_cells.train_recall(nn.Linear(2, 2), 1, small_recall(epochs=0)), ValueError,
+     r"recipe\['epochs'\] must be >= 1, got 0"),
+    (lambda: memory_cells.train_recall(nn.Linear(2, 2), 1, seed=-2), ValueError,
+     "seed must be >= 0, got -2"),
+    (lambda: memory_cells.best_rate_table([], [1]), ValueError,
+     "rows must be a non-empty list of dicts with keys"),
+    (lambda: memory_cells.best_rate_table(
+        [{"seed": 0, "lag": 1, "lr": 0.1, "validation": [0.5], "test": [0.5]}], [2]),
+     ValueError, "epochs must be at most 1, the shortest curve in rows, got 2"),
+    (lambda: memory_cells.best_rate_table("rows", [1]), TypeError, "rows must be list, got str"),
+])
+def test_recall_helpers_reject_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -404,25 +543,30 @@ def test_linear_probe_rejects_bad_arguments(change, error, match):
 # ---------------------------------------------------------------- plot_state_trajectories
 
 
-def test_state_trajectories_give_each_class_its_own_cues_and_mark_the_direction():
+def test_state_trajectories_draw_one_panel_per_class_on_shared_axes():
     trajectories = torch.randn(30, 10, 2).cumsum(dim=1)
     labels = torch.arange(30) % 3
     fig = memory_cells.plot_state_trajectories(trajectories, labels, [0, 2], per_class=4,
                                                explained=torch.tensor([0.4, 0.25]))
     try:
-        (ax,) = fig.axes
-        assert ax.get_xlabel() == "principal component 1 (40% of variance)"
-        assert ax.get_ylabel() == "principal component 2 (25% of variance)"
-        means = [line for line in ax.lines if line.get_label().startswith("digit")]
-        assert [line.get_label() for line in means] == ["digit 0", "digit 2"]
-        np.testing.assert_allclose(means[1].get_xydata(),
+        first, second = fig.axes
+        assert [ax.get_title() for ax in fig.axes] == ["digit 0", "digit 2"]
+        assert first.get_xlabel() == "component 1 (40%)"
+        assert first.get_ylabel() == "component 2 (25%)"
+        assert first.get_shared_x_axes().joined(first, second)    # end points comparable
+        (mean,) = [line for line in second.lines if line.get_label() == "digit 2"]
+        np.testing.assert_allclose(mean.get_xydata(),
                                    trajectories[labels == 2].mean(dim=0).numpy(), rtol=1e-6)
-        # colour, line style and end marker all differ between classes
-        for cue in ("get_color", "get_linestyle", "get_marker"):
-            assert getattr(means[0], cue)() != getattr(means[1], cue)()
-        arrows = [a for a in ax.texts if a.arrow_patch is not None]
-        assert len(arrows) >= 2 * 2  # arrowheads along both mean paths
-        assert len(ax.lines) == 2 * 4 + 2 + 1  # singles, means, the start marker
+        arrows = [a for a in second.texts if a.arrow_patch is not None]
+        assert len(arrows) >= 2                      # arrowheads along the mean path
+        # the other class's mean (grey), four singles, the mean, the start marker
+        assert len(second.lines) == 1 + 4 + 1 + 1
+        assert second.lines[0].get_color() == "#c8c8c8"
+    finally:
+        plt.close(fig)
+    fig = memory_cells.plot_state_trajectories(trajectories, labels, [0, 1, 2, 0][:3] + [1])
+    try:
+        assert len(fig.axes) == 6 and sum(ax.axison for ax in fig.axes) == 4   # 2 x 3, two off
     finally:
         plt.close(fig)
 
@@ -437,6 +581,8 @@ def test_state_trajectories_give_each_class_its_own_cues_and_mark_the_direction(
                                           r"got \[0, 9\] \(absent: \[9\]\)"),
         ({"classes": (0,)}, TypeError, "classes must be list, got tuple"),
         ({"per_class": -1}, ValueError, "per_class must be >= 0, got -1"),
+        ({"explained": torch.tensor([0.5, 0.2, 0.1])}, ValueError,
+         r"explained must hold two shares, got shape \(3,\)"),
     ],
 )
 def test_state_trajectories_reject_bad_arguments(change, error, match):

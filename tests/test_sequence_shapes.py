@@ -621,3 +621,44 @@ def test_per_step_models_name_their_input():
         training.masked_mean(torch.zeros(0, 3), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match=r"lengths must hold one length per sequence of values \(1 in all\)"):
         training.masked_mean(torch.zeros(1, 2, 3), torch.tensor([1, 2]))
+
+
+# ---------------------------------------------------------------- held-out reversals by length
+
+
+def test_reversal_pairs_by_length_balances_lengths_and_excludes_training_strings():
+    train, _ = data.reversal_pairs(3000, 2, 4, seed=0)
+    sources, targets = sequence_shapes.reversal_pairs_by_length(50, 2, 4, exclude=train, seed=1)
+    counts = {n: sum(len(s) == n for s in sources) for n in (2, 3, 4)}
+    unseen_two = 100 - len({s for s in train if len(s) == 2})
+    assert counts == {2: unseen_two, 3: 50, 4: 50}       # all unseen 2-digit strings, 50 of the rest
+    assert unseen_two < 50
+    assert len(set(sources)) == len(sources) and not set(sources) & set(train)
+    assert targets == [s[::-1] for s in sources]
+    assert [len(s) for s in sources] == sorted(len(s) for s in sources)
+    again = sequence_shapes.reversal_pairs_by_length(50, 2, 4, exclude=train, seed=1)
+    assert again == (sources, targets)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(per_length=0), ValueError, "per_length must be >= 1, got 0"),
+    (dict(min_length=0), ValueError, "min_length must be >= 1, got 0"),
+    (dict(max_length=1, min_length=2), ValueError, r"max_length must be >= min_length \(2\), got 1"),
+    (dict(exclude="123"), TypeError, "exclude must be a collection of strings .* got str"),
+    (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
+    (dict(per_length=2.0), TypeError, "per_length must be an int, got float"),
+])
+def test_reversal_pairs_by_length_errors(kwargs, error, match):
+    arguments = {"per_length": 5, "min_length": 2, "max_length": 3, **kwargs}
+    with pytest.raises(error, match=match):
+        sequence_shapes.reversal_pairs_by_length(
+            arguments.pop("per_length"), arguments.pop("min_length"),
+            arguments.pop("max_length"), **arguments)
+
+
+def test_forecast_recipe_names_every_choice_the_chapter_reads():
+    recipe = sequence_shapes.FORECAST_RECIPE
+    assert set(recipe) == {"steps", "hidden_size", "lr_one_step", "lr_direct",
+                           "window_one_step", "window_direct"}
+    assert recipe["window_one_step"] <= 32  # the chapter scores the predictions of x_32 on
+    assert recipe["window_direct"] <= 50    # the context before the 10 forecast values

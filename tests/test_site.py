@@ -100,6 +100,8 @@ SAMPLES = {
     "plot_history": lambda: plots.plot_history(HISTORY, title="sample"),
     "plot_digit_rows": lambda: recurrent_neurons.plot_digit_rows(torch.rand(28, 28), label=3),
     "plot_attention": lambda: attention_and_scans.plot_attention([torch.rand(4, 3)], ["123"], ["321"]),
+    "draw_scan_tree": lambda: attention_and_scans.draw_scan_tree(4),
+    "draw_attention_decoder": lambda: attention_and_scans.draw_attention_decoder(),
     "plot_timings": lambda: attention_and_scans.plot_timings(
         {"small": [{"T": 64, "loop": 1e-3, "scan": 5e-4, "nn.GRU": 2e-3},
                    {"T": 256, "loop": 4e-3, "scan": 1e-3, "nn.GRU": 8e-3}]}),
@@ -107,7 +109,8 @@ SAMPLES = {
     "plot_state_trajectories": lambda: memory_cells.plot_state_trajectories(
         torch.randn(20, 28, 2), torch.arange(20) % 2, [0, 1]),
     "plot_learning_curves": lambda: language_model.plot_learning_curves(
-        {"a": {"step_loss": [2.0, 1.5, 1.2, 1.0], "seconds_per_step": [0.5]}}, smooth=2),
+        {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]},
+        {"a": [([2, 4], [2.1, 1.8])] * 2, "b": [([2, 4], [2.5, 2.2])] * 2}, baseline=1.5, smooth=2),
     "plot_unit_activity": lambda: language_model.plot_unit_activity(
         "ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])}),
     "draw_unrolled_rnn": lambda: recurrent_neurons.draw_unrolled_rnn(3, output="y"),

@@ -104,3 +104,129 @@ def test_bits_per_char():
 def test_errors_name_what_was_expected(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+# ---------------------------------------------------------------- modified Kneser-Ney
+
+KN_VOCAB = text.CharVocabulary("\n abcdhr.")
+KN_TRAIN = "abracadabra. a bad cab.\nbrad had a dab.\n" * 3 + "a cab a crab.\n"
+
+
+def reference_kneser_ney(train: str, history: str, ch: str, order: int, vocab: str) -> float:
+    """Interpolated modified Kneser-Ney written from the definitions, by brute force."""
+    def grams(k):
+        return {train[i:i + k] for i in range(len(train) - k + 1)}
+
+    def raw(g):
+        return sum(train.startswith(g, i) for i in range(len(train) - len(g) + 1))
+
+    def continuation(g):
+        return len({train[i - 1] for i in range(1, len(train) - len(g) + 1) if train.startswith(g, i)})
+
+    def p(k, top):
+        if k == 0:
+            return 1 / len(vocab)
+        count = raw if k == top else continuation
+        table = {g: count(g) for g in grams(k) if count(g) > 0}
+        d = text.kneser_ney_discounts(table)
+        h = history[len(history) - k + 1:]
+        followers = {g: n for g, n in table.items() if g[:-1] == h}
+        total = sum(followers.values())
+        if total == 0:
+            return p(k - 1, top)
+        free = sum(d[min(n, 3) - 1] for n in followers.values())
+        n = table.get(h + ch, 0)
+        kept = n - d[min(n, 3) - 1] if n else 0.0
+        return (kept + free * p(k - 1, top)) / total
+
+    top = min(order, len(history) + 1)
+    return p(top, top)
+
+
+@pytest.fixture(scope="module")
+def kneser_ney() -> text.KneserNey:
+    return text.KneserNey(KN_TRAIN, 4, KN_VOCAB)
+
+
+def test_kneser_ney_discounts_follow_chen_and_goodman():
+    counts = {"a": 1, "b": 1, "g": 1, "c": 2, "d": 3, "e": 4, "h": 9}
+    y = 3 / (3 + 2 * 1)                                  # n1 = 3, n2 = 1, n3 = 1, n4 = 1
+    d1, d2, d3 = text.kneser_ney_discounts(counts)
+    assert d1 == pytest.approx(1 - 2 * y * 1 / 3) and d1 == pytest.approx(y)
+    assert d2 == pytest.approx(2 - 3 * y * 1 / 1)
+    assert d3 == pytest.approx(3 - 4 * y * 1 / 1)
+    # Not every estimate positive (D3+ < 0 once n4 = 2), or a count of counts missing:
+    # one discount Y for every count.
+    counts["j"] = 4
+    assert text.kneser_ney_discounts(counts) == (y,) * 3
+    assert text.kneser_ney_discounts({"a": 1, "b": 2, "c": 7}) == (1 / 3,) * 3     # n3 = 0
+    assert text.kneser_ney_discounts({"a": 5}) == (0.5, 0.5, 0.5)                 # no n1
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3, 4])
+def test_kneser_ney_sums_to_one_for_every_context(kneser_ney, order):
+    seen = {KN_TRAIN[i:i + k] for k in range(0, 4) for i in range(len(KN_TRAIN) - k + 1)}
+    unseen = {"rrr", "\n\n\n", "dd", "."}
+    for history in sorted(seen | unseen):
+        probs = kneser_ney.distribution(history, order)
+        assert probs.shape == (len(KN_VOCAB),) and probs.dtype == torch.float64
+        assert probs.min() > 0, history                  # smoothing leaves no zero
+        assert math.fsum(probs.tolist()) == pytest.approx(1.0, abs=1e-12), (history, order)
+
+
+@pytest.mark.parametrize("history", ["", "a", "ab", "abr", ".ab", "rr", "d a", "\nbra"])
+def test_kneser_ney_matches_the_definition(kneser_ney, history):
+    for order in range(0, 5):
+        for ch in KN_VOCAB.symbols:
+            expected = reference_kneser_ney(KN_TRAIN, history, ch, order, KN_VOCAB.symbols)
+            assert kneser_ney.prob(history, ch, order) == pytest.approx(expected, rel=1e-12)
+
+
+def test_kneser_ney_uses_continuation_counts_below_the_top_order(kneser_ney):
+    # "a" is frequent but follows few different characters; the unigram level of a
+    # 2-gram model weighs characters by how many left neighbours they have.
+    raw, continuation = kneser_ney.tables[0]["raw"], kneser_ney.tables[0]["continuation"]
+    assert raw.counts["a"] == KN_TRAIN.count("a")
+    assert continuation.counts["a"] == len({KN_TRAIN[i - 1] for i in range(1, len(KN_TRAIN))
+                                           if KN_TRAIN[i] == "a"})
+    assert kneser_ney.discounts(2) == {"raw": kneser_ney.tables[1]["raw"].discounts,
+                                       "continuation": kneser_ney.tables[1]["continuation"].discounts}
+    # Scored on its own training text, a higher order predicts better; bpc is the mean -log2 p.
+    assert kneser_ney.bits_per_char(KN_TRAIN, 4) < kneser_ney.bits_per_char(KN_TRAIN, 2)
+    assert kneser_ney.bits_per_char("ab", 0) == pytest.approx(math.log2(len(KN_VOCAB)))
+    expected = -(math.log2(kneser_ney.prob("", "a", 3)) + math.log2(kneser_ney.prob("a", "b", 3))
+                 + math.log2(kneser_ney.prob("ab", "r", 3)) + math.log2(kneser_ney.prob("br", "a", 3)))
+    assert kneser_ney.bits_per_char("abra", 3) == pytest.approx(expected / 4)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: text.KneserNey(KN_TRAIN, 0, KN_VOCAB), ValueError, "max_order must be >= 1, got 0"),
+    (lambda: text.KneserNey(KN_TRAIN, 2.0, KN_VOCAB), TypeError, "max_order must be an int"),
+    (lambda: text.KneserNey("abc", 3, KN_VOCAB), ValueError, "more than max_order (3) characters"),
+    (lambda: text.KneserNey("abz", 1, KN_VOCAB), ValueError, "text has characters outside the vocabulary: ['z']"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, "abc"), TypeError, "vocab must be CharVocabulary, got str"),
+    (lambda: text.KneserNey(3, 2, KN_VOCAB), TypeError, "text must be str, got int"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).prob("aq", "b"), ValueError,
+     "history has characters outside the vocabulary: ['q']"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).prob("a", "z"), ValueError,
+     "ch must be one character of the vocabulary, got 'z'"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).prob("a", "ab"), ValueError, "one character"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).prob("a", "b", 3), ValueError,
+     "order must be at most max_order (2), got 3"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).distribution("a", -1), ValueError, "order must be >= 0"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).bits_per_char(""), ValueError, "must not be empty"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).bits_per_char("ab\t"), ValueError,
+     "text has characters outside the vocabulary: ['\\t']"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).discounts(0), ValueError, "order must be >= 1"),
+    (lambda: text.KneserNey(KN_TRAIN, 2, KN_VOCAB).discounts(3), ValueError, "at most max_order (2)"),
+    (lambda: text.kneser_ney_prob("model", "a", "b", 1), TypeError, "model must be KneserNey, got str"),
+    (lambda: text.kneser_ney_prob(text.KneserNey(KN_TRAIN, 2, KN_VOCAB), "a", "b", None), TypeError,
+     "order must be an int, got NoneType"),
+    (lambda: text.kneser_ney_prob(text.KneserNey(KN_TRAIN, 2, KN_VOCAB), "a", "b", 3), ValueError,
+     "order must be at most max_order (2), got 3"),
+    (lambda: text.kneser_ney_discounts({}), ValueError, "at least one n-gram count"),
+    (lambda: text.kneser_ney_discounts([1, 2]), TypeError, "counts must be dict, got list"),
+])
+def test_kneser_ney_errors_name_what_was_expected(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
