@@ -251,7 +251,7 @@ def test_figures_draw():
     (lambda: tiny_lm()(torch.full((1, 2), 99)), ValueError, "ids in [0, 10]"),
     (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [], steps=1, lr=0.1), ValueError, "at least one (x, y) window"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(torch.zeros(1, 2, dtype=torch.long),) * 2], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=2.5, lr=0.1), TypeError, "steps must be an int"),
     (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
