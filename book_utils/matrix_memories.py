@@ -40,8 +40,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import plots
-from ._checks import (check_bool, check_choice, check_device, check_dtype, check_float, check_int,
-                      check_tensor, check_type, checked_by)
+from ._checks import (check_bool, check_choice, check_device, check_dtype, check_elements,
+                      check_float, check_int, check_tensor, check_type, checked_by)
 
 # --------------------------------------------------------------- argument checks
 
@@ -283,8 +283,8 @@ def write_pairs(keys: torch.Tensor, values: torch.Tensor, rule: str,
     return S
 
 
-def retrieval_error(S: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """||k_i S - v_i||^2 for every pair: (trials, pairs). Storing nothing scores ||v_i||^2."""
+def _check_retrieval(S: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+    """A score: S, keys and values of matching shapes and dtype, and finite (NaN scores nothing)."""
     _check_pairs(keys, values)
     check_tensor("S", S, dim=3, floating=True, layout="(trials, d_k, d_v)")
     if S.dtype != keys.dtype:
@@ -292,18 +292,32 @@ def retrieval_error(S: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -
     if S.shape != (keys.shape[0], keys.shape[2], values.shape[2]):
         raise ValueError(f"S must have shape (trials, d_k, d_v) = "
                          f"{(keys.shape[0], keys.shape[2], values.shape[2])}, got {tuple(S.shape)}")
+    for name, tensor in (("S", S), ("keys", keys), ("values", values)):
+        check_tensor(name, tensor, finite=True)
+
+
+@checked_by(_check_retrieval)
+def retrieval_error(S: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """||k_i S - v_i||^2 for every pair: (trials, pairs). Storing nothing scores ||v_i||^2."""
     return ((keys @ S - values) ** 2).sum(dim=2)
 
 
-def random_pairs(trials: int, pairs: int, d_key: int, *, d_value: int | None = None,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random unit keys (trials, pairs, d_key) and unit values (trials, pairs, d_value), float64."""
-    shape = (check_int("trials", trials, minimum=1), check_int("pairs", pairs, minimum=1))
+def _check_random_pairs(trials: int, pairs: int, d_key: int, *, d_value: int | None = None,
+                        generator: torch.Generator) -> None:
+    trials, pairs = check_int("trials", trials, minimum=1), check_int("pairs", pairs, minimum=1)
     d_key = check_int("d_key", d_key, minimum=1)
     d_value = check_int("d_value", d_key if d_value is None else d_value, minimum=1)
     _check_generator(generator)
-    keys = torch.randn(*shape, d_key, generator=generator, dtype=torch.float64)
-    values = torch.randn(*shape, d_value, generator=generator, dtype=torch.float64)
+    check_elements("keys and values", trials * pairs * (d_key + d_value))
+
+
+@checked_by(_check_random_pairs)
+def random_pairs(trials: int, pairs: int, d_key: int, *, d_value: int | None = None,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random unit keys (trials, pairs, d_key) and unit values (trials, pairs, d_value), float64."""
+    d_value = d_key if d_value is None else d_value
+    keys = torch.randn(trials, pairs, d_key, generator=generator, dtype=torch.float64)
+    values = torch.randn(trials, pairs, d_value, generator=generator, dtype=torch.float64)
     return F.normalize(keys, dim=2), F.normalize(values, dim=2)
 
 
@@ -830,7 +844,8 @@ def _check_rows(rows: Sequence[dict], keys: Sequence[str]) -> Sequence[dict]:
         raise ValueError(f"rows must hold at least one row, got an empty {type(rows).__name__}")
     for row in rows:
         if not isinstance(row, dict) or any(key not in row for key in keys):
-            raise ValueError(f"every row must be a dict with the keys {list(keys)}, got {row!r}")
+            raise ValueError(f"rows must hold dicts: every row must be a dict with the keys "
+                             f"{list(keys)}, got {row!r}")
     return rows
 
 

@@ -288,6 +288,34 @@ def test_train_task_reports_and_accuracies_refuse_non_finite_scores():
         M.accuracies("parity", run["model"], "validation")
 
 
+def test_unit_key_additive_layer_is_deltanets_layer_with_the_additive_rule():
+    torch.manual_seed(0)
+    delta = M.MatrixMemory("delta", 6, 4, 3).double()
+    layer = M.UnitKeyAdditiveMemory(6, 4, 3).double()
+    layer.load_state_dict(delta.state_dict())                  # the same weights fit
+    assert layer.state_floats() == delta.state_floats() == 12
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    q, k, v, rest = layer._split(layer.project(x))
+    q, k, beta = F.normalize(q, dim=2), F.normalize(k, dim=2), torch.sigmoid(rest[..., 0])
+    S, expected = torch.zeros(2, 4, 3, dtype=torch.float64), []
+    for t in range(9):                                         # S_t = S_t-1 + beta_t k_t^T v_t
+        S = S + beta[:, t, None, None] * k[:, t, :, None] * v[:, t, None, :]
+        expected.append((q[:, t, None] @ S)[:, 0])
+    torch.testing.assert_close(layer(x), torch.stack(expected, dim=1), **TOLERANCE_64)
+    assert not torch.allclose(layer(x), delta(x))              # only the rule differs
+    assert "additive" in repr(layer)
+
+
+def test_train_model_trains_a_given_model_as_train_task_does():
+    table = M.train_task("mqar", "linear attention", lr=3e-3, seed=1, steps=3)
+    torch.manual_seed(1)                                 # train_task's weights for seed 1
+    given = M.make_model("mqar", "linear attention")
+    run = M.train_model("mqar", given, lr=3e-3, seed=1, steps=3)
+    assert run["model"] is given and set(run) == set(table)
+    assert run["losses"] == table["losses"] and len(run["losses"]) == 3
+    assert run["validation"] == table["validation"]
+
+
 def test_train_task_is_repeatable():
     runs = [M.train_task("mqar", "linear attention", lr=3e-3, seed=1, steps=3) for _ in range(2)]
     assert runs[0]["losses"] == runs[1]["losses"]
@@ -368,7 +396,12 @@ def test_memory_functions_name_the_bad_argument(call, error, message):
      "beta must be a number"),
     (lambda: M.retrieval_error(torch.zeros(2, 4, 5), torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)),
      ValueError, "S must have shape"),
+    (lambda: M.retrieval_error(torch.full((2, 4, 4), float("nan")), torch.zeros(2, 3, 4),
+                               torch.zeros(2, 3, 4)), ValueError, "S must hold finite numbers"),
     (lambda: M.random_pairs(0, 3, 4, generator=torch.Generator()), ValueError, "trials must be >= 1"),
+    (lambda: M.random_pairs(10**6, 10**6, 4, generator=torch.Generator()), ValueError,
+     "keys and values would hold"),
+    (lambda: M.MatrixMemory("delta", 4, 2**40), ValueError, "d_key must be at most"),
     (lambda: M.random_pairs(1, 3, 4, generator=0), TypeError, "generator must be Generator"),
     (lambda: M.retrieval_curves(4, [8]), TypeError, "pair_counts must be a non-empty list"),
     (lambda: M.retrieval_curves([4], [0]), ValueError, "key_sizes must be >= 1"),
@@ -393,6 +426,21 @@ def test_memory_functions_name_the_bad_argument(call, error, message):
     (lambda: M.train_task("mqar", "DeltaNet", lr=1e-3, seed=-1), ValueError, "seed must be >= 0"),
     (lambda: M.train_task("mqar", "DeltaNet", lr=1e-3, seed=0, device="tpu"), ValueError,
      "device must name a device"),
+    (lambda: M.train_model("mqar", torch.nn.Linear(2, 2), lr=1e-3, seed=0), TypeError,
+     "model must be TaskModel"),
+    (lambda: M.train_model("copy", M.make_model("mqar", "DeltaNet"), lr=1e-3, seed=0),
+     ValueError, "task must be one of"),
+    (lambda: M.train_model("mqar", M.make_model("mqar", "DeltaNet"), lr=-1.0, seed=0),
+     ValueError, "lr must be > 0"),
+    (lambda: M.train_model("mqar", M.make_model("mqar", "DeltaNet"), lr=1e-3, seed=0, steps=0),
+     ValueError, "steps must be >= 1"),
+    (lambda: M.UnitKeyAdditiveMemory(4, 0), ValueError, "d_key must be >= 1"),
+    (lambda: M.UnitKeyAdditiveMemory(4, 3)(torch.zeros(1, 2, 5)), ValueError,
+     "x must have 4 features"),
+    (lambda: M.UnitKeyAdditiveMemory(4, 3)(torch.zeros(1, 2, 4, dtype=torch.float64)),
+     TypeError, "x must have the dtype"),
+    (lambda: M.UnitKeyAdditiveMemory(4, 3)(torch.full((1, 2, 4), float("nan"))), ValueError,
+     "x must hold finite"),
     (lambda: M.time_forms([]), TypeError, "lengths must be a non-empty list"),
     (lambda: M.time_forms([16], repeats=0), ValueError, "repeats must be >= 1"),
     (lambda: M.median_seconds([{"T": 1}]), ValueError, "every row must be a dict with the keys"),
@@ -420,4 +468,5 @@ def test_every_public_callable_is_covered_by_an_error_test():
         "mlstm_recurrent", "mqar_batch", "paper_gated_delta_loop", "paper_mlstm_loop",
         "parity_batch", "plot_parity", "plot_recall", "plot_retrieval", "plot_form_timings",
         "random_pairs", "retrieval_curves", "retrieval_error", "softmax_attention", "task_batch",
-        "time_forms", "token_shift", "train_task", "write_pairs"])
+        "time_forms", "token_shift", "train_model", "train_task", "UnitKeyAdditiveMemory",
+        "write_pairs"])
