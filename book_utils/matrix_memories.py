@@ -19,7 +19,9 @@ vectors and store the transpose, a d_v x d_k matrix written v_t k_t^T and read S
 - **trained comparisons**: the tasks :func:`mqar_batch` and :func:`parity_batch`,
   the :class:`MatrixMemory` layer, :class:`TaskModel`, :func:`train_task` and the
   recipes :data:`MQAR_RECIPE` and :data:`PARITY_RECIPE` that ``benchmarks/matrix_memories.py``
-  runs over five seeds; :func:`time_forms` times the recurrent and chunkwise forms;
+  runs over five seeds; the control :class:`UnitKeyAdditiveMemory` (DeltaNet's layer with the
+  additive rule) that ``benchmarks/matrix_memories_keys.py`` trains with :func:`train_model`;
+  :func:`time_forms` times the recurrent and chunkwise forms;
 - **figures**: :func:`plot_retrieval`, :func:`plot_recall`, :func:`plot_parity`,
   :func:`plot_form_timings`.
 
@@ -543,6 +545,38 @@ class MatrixMemory(nn.Module):
         return f"{self.kind!r}, {self.input_size}, d_key={self.d_key}, d_value={self.d_value}"
 
 
+def _check_memory_input(layer: MatrixMemory, x: torch.Tensor) -> None:
+    """x (batch, time, input_size), finite, in the layer's dtype."""
+    check_tensor("x", x, dim=3, floating=True, nonempty=True, layout="(batch, time, features)")
+    if x.shape[2] != layer.input_size:
+        raise ValueError(f"x must have {layer.input_size} features, got shape {tuple(x.shape)}")
+    check_dtype("x", x, layer)
+    check_tensor("x", x, finite=True)
+
+
+class UnitKeyAdditiveMemory(MatrixMemory):
+    """DeltaNet's layer with the additive rule: the control that isolates the update rule.
+
+    The projection, unit-length q_t and k_t and beta_t = sigmoid in (0, 1) of
+    ``MatrixMemory("delta", ...)``, but the write S_t = S_{t-1} + beta_t k_t^T v_t and the read
+    h_t = q_t S_t: linear attention without feature map or normaliser, on DeltaNet's keys.
+    """
+
+    def __init__(self, input_size: int, d_key: int, d_value: int | None = None) -> None:
+        super().__init__("delta", input_size, d_key, d_value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_memory_input(self, x)
+        q, k, v, rest = self._split(self.project(x))
+        q, k = F.normalize(q, dim=2), F.normalize(k, dim=2)
+        writes = torch.sigmoid(rest) * v                   # beta_t v_t, (batch, T, d_v)
+        return (q @ k.transpose(1, 2)).tril() @ writes     # sum_{s<=t} (q_t . k_s) beta_s v_s
+
+    def extra_repr(self) -> str:
+        return (f"additive rule on unit keys, {self.input_size}, d_key={self.d_key}, "
+                f"d_value={self.d_value}")
+
+
 def token_shift(e: torch.Tensor) -> torch.Tensor:
     """[e_t, e_{t-1}] at every step, e_{-1} = 0: each step also sees the token before."""
     check_tensor("e", e, dim=3, floating=True, layout="(batch, time, features)")
@@ -745,6 +779,44 @@ def train_task(task: str, name: str, *, lr: float, seed: int, steps: int | None 
             "state_floats": model.state_floats()}
 
 
+def train_model(task: str, model: TaskModel, *, lr: float, seed: int, steps: int | None = None,
+                device: str | torch.device = "cpu") -> dict:
+    """Train a given ``model`` on fresh batches of ``task`` exactly as :func:`train_task` trains
+    the models of the task's table (same optimiser, schedule, clipping and training stream for
+    ``seed``), for a model built outside the table, such as a control; returns the same dict."""
+    recipe, _ = _check_task(task)
+    check_type("model", model, TaskModel)
+    seed = check_int("seed", seed, minimum=0)
+    steps = recipe["steps"] if steps is None else check_int("steps", steps, minimum=1)
+    lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    device = check_device(device)
+    model = model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(1000 + seed)    # the training stream
+    losses, diverged, start = [], False, time.perf_counter()
+    model.train()
+    for _ in range(steps):
+        x, y = task_batch(task, recipe["batch_size"], generator=generator)
+        loss = F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten())
+        if not torch.isfinite(loss):
+            diverged = True
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), recipe["clip_norm"])
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    seconds = time.perf_counter() - start
+    validation = {} if diverged else accuracies(task, model, "validation", device=device)
+    return {"model": model, "diverged": diverged, "losses": losses, "seconds": seconds,
+            "validation": sum(validation.values()) / len(validation) if validation else 0.0,
+            "validation_loss": float("inf") if diverged else _held_out_loss(task, model, device),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "state_floats": model.state_floats()}
+
+
 @torch.no_grad()
 def _held_out_loss(task: str, model: TaskModel, device: str | torch.device) -> float:
     """Mean cross-entropy over the validation sets: breaks ties between equal accuracies."""
@@ -879,7 +951,7 @@ def _lines(ax, bands: dict) -> None:
 
 
 def _seeds(ax, rows: Sequence[dict], x: str, *, dodge: float, log: bool = False) -> None:
-    """Per model: every run's accuracy as a dot, and a line through their median."""
+    """Per model: every run's accuracy as a dot, and a line through their mean."""
     groups: dict = {}
     for row in rows:
         groups.setdefault(row["model"], {}).setdefault(row[x], []).append(row["accuracy"])
@@ -887,11 +959,11 @@ def _seeds(ax, rows: Sequence[dict], x: str, *, dodge: float, log: bool = False)
     for i, ((name, by_x), (colour, marker, style)) in enumerate(zip(groups.items(), STYLES)):
         shift = dodge * (i - middle)
         xs = [value * 2 ** shift if log else value + shift for value in by_x]
-        ax.plot(xs, [statistics.median(v) for v in by_x.values()], color=colour,
+        ax.plot(xs, [statistics.fmean(v) for v in by_x.values()], color=colour,
                 linestyle=style, marker=marker, ms=5, label=str(name).replace("beta", "β"))
         ax.scatter([xv for xv, v in zip(xs, by_x.values()) for _ in v],
                    [a for v in by_x.values() for a in v], color=colour, marker=marker,
-                   s=12, alpha=0.5, linewidths=0)
+                   s=20, alpha=0.6, linewidths=0)
 
 
 def plot_retrieval(rows: Sequence[dict]) -> Figure:
@@ -914,7 +986,7 @@ def plot_retrieval(rows: Sequence[dict]) -> Figure:
 
 def plot_recall(rows: Sequence[dict]) -> Figure:
     """MQAR test accuracy against the number of pairs: a dot per run, a line per model
-    through the median of its runs."""
+    through the mean of its runs."""
     _check_rows(rows, ("model", "pairs", "accuracy"))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     _seeds(ax, rows, "pairs", dodge=0.12)
@@ -931,7 +1003,7 @@ def plot_recall(rows: Sequence[dict]) -> Figure:
 
 def plot_parity(rows: Sequence[dict], train_length: int) -> Figure:
     """Parity accuracy against the prefix length t: a dot per run, a line per model through
-    the median of its runs."""
+    the mean of its runs."""
     _check_rows(rows, ("model", "length", "accuracy"))
     train_length = check_int("train_length", train_length, minimum=1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
