@@ -804,6 +804,17 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         split="validation", device="cpu")),
     "matrix_memories.train_task": lambda: (matrix_memories.train_task, dict(
         task="parity", name="linear attention", lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.train_model": lambda: (matrix_memories.train_model, dict(
+        task="parity", model=matrix_memories.make_model("parity", "linear attention"),
+        lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.UnitKeyAdditiveMemory": lambda: (matrix_memories.UnitKeyAdditiveMemory,
+                                                      dict(input_size=3, d_key=4, d_value=5)),
+    "matrix_memories.UnitKeyAdditiveMemory.forward": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).forward, dict(x=torch.randn(2, 5, 3))),
+    "matrix_memories.UnitKeyAdditiveMemory.state_floats": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).state_floats, {}),
+    "matrix_memories.UnitKeyAdditiveMemory.extra_repr": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).extra_repr, {}),
     "matrix_memories.time_forms": lambda: (matrix_memories.time_forms, dict(
         lengths=[4, 8], batch_size=2, d_key=4, repeats=1, max_parallel=4, seed=0)),
     "matrix_memories.median_seconds": lambda: (matrix_memories.median_seconds, dict(
