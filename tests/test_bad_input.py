@@ -84,6 +84,7 @@ from book_utils import (  # noqa: E402
     data,
     language_model as lm,
     lstm_gates,
+    matrix_memories,
     memory_cells,
     models,
     plots,
@@ -265,6 +266,37 @@ def _step_weights(blocks: int, biases: tuple[str, ...]) -> dict:
                 W_x=torch.randn(3, 4 * blocks, generator=g),
                 W_h=torch.randn(4, 4 * blocks, generator=g),
                 **{b: torch.randn(4 * blocks, generator=g) for b in biases})
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def _qkv(d_v: int = 4) -> dict:
+    g = _gen()
+    q, k = (torch.nn.functional.normalize(torch.randn(2, 5, 3, generator=g), dim=2)
+            for _ in range(2))
+    return dict(q=q, k=k, v=torch.randn(2, 5, d_v, generator=g))
+
+
+def _gate(low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    return low + (high - low) * torch.rand(2, 5, generator=_gen())
+
+
+def _pairs() -> dict:
+    keys, values = matrix_memories.random_pairs(2, 3, 4, d_value=5, generator=_gen())
+    return dict(keys=keys, values=values)
+
+
+def _timing_rows() -> list:
+    return [{"T": T, "form": form, "repeat": r, "seconds": s * T * (1 + r / 10)}
+            for T in (4, 8) for form, s in (("recurrent", 1.0), ("chunkwise, C = 16", 0.5))
+            for r in range(2)]
+
+
+def _accuracy_rows(x: str, values: tuple) -> list:
+    return [{"model": m, x: v, "seed": s, "accuracy": 0.5 + s / 10}
+            for m in ("a", "b") for v in values for s in range(2)]
 
 
 SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
@@ -721,6 +753,93 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         epochs=1, lr=0.01, mode="loop", seed=0, device="cpu")),
     "attention_and_scans.crossover": lambda: (scans.crossover, dict(
         rows=[{"T": 1, "a": 2.0, "b": 1.0}, {"T": 2, "a": 1.0, "b": 2.0}], fast="a", slow="b")),
+    # --- chapter 8: matrix_memories
+    "matrix_memories.elu_plus_one": lambda: (matrix_memories.elu_plus_one, dict(
+        x=torch.randn(2, 3))),
+    "matrix_memories.linear_attention_parallel": lambda: (
+        matrix_memories.linear_attention_parallel, dict(_qkv(), normalize=True)),
+    "matrix_memories.linear_attention_recurrent": lambda: (
+        matrix_memories.linear_attention_recurrent, dict(_qkv(), normalize=True)),
+    "matrix_memories.softmax_attention": lambda: (matrix_memories.softmax_attention, _qkv()),
+    "matrix_memories.linear_attention_chunkwise": lambda: (
+        matrix_memories.linear_attention_chunkwise, dict(_qkv(), chunk=2, normalize=True)),
+    "matrix_memories.delta_rule_recurrent": lambda: (matrix_memories.delta_rule_recurrent, dict(
+        _qkv(), beta=_gate(0.0, 2.0), alpha=_gate())),
+    "matrix_memories.delta_rule_chunkwise": lambda: (matrix_memories.delta_rule_chunkwise, dict(
+        _qkv(), beta=_gate(), chunk=2)),
+    "matrix_memories.write_pairs": lambda: (matrix_memories.write_pairs, dict(
+        _pairs(), rule="delta", beta=1.0)),
+    "matrix_memories.retrieval_error": lambda: (matrix_memories.retrieval_error, dict(
+        S=matrix_memories.write_pairs(**_pairs(), rule="additive"), **_pairs())),
+    "matrix_memories.random_pairs": lambda: (matrix_memories.random_pairs, dict(
+        trials=2, pairs=3, d_key=4, d_value=5, generator=_gen())),
+    "matrix_memories.retrieval_curves": lambda: (matrix_memories.retrieval_curves, dict(
+        pair_counts=[2, 4], key_sizes=[2, 4], trials=2, seed=0)),
+    "matrix_memories.mlstm_recurrent": lambda: (matrix_memories.mlstm_recurrent, dict(
+        _qkv(), log_i=torch.randn(2, 5), log_f=-_gate(), stabilize=True)),
+    "matrix_memories.paper_gated_delta_loop": lambda: (matrix_memories.paper_gated_delta_loop,
+                                                       dict(_qkv(), beta=_gate(), alpha=_gate())),
+    "matrix_memories.paper_mlstm_loop": lambda: (matrix_memories.paper_mlstm_loop, dict(
+        _qkv(), i_pre=torch.randn(2, 5), f_pre=torch.randn(2, 5))),
+    "matrix_memories.mqar_batch": lambda: (matrix_memories.mqar_batch, dict(
+        batch_size=2, pairs=[2, 3], length=12, generator=_gen())),
+    "matrix_memories.parity_batch": lambda: (matrix_memories.parity_batch, dict(
+        batch_size=2, length=5, generator=_gen())),
+    "matrix_memories.MatrixMemory": lambda: (matrix_memories.MatrixMemory, dict(
+        kind="delta", input_size=3, d_key=4, d_value=5, chunk=2)),
+    "matrix_memories.MatrixMemory.forward": lambda: (
+        matrix_memories.MatrixMemory("delta_neg", 3, 4, chunk=2).forward, dict(
+            x=torch.randn(2, 5, 3))),
+    "matrix_memories.MatrixMemory.state_floats": lambda: (
+        matrix_memories.MatrixMemory("linear", 3, 4).state_floats, {}),
+    "matrix_memories.MatrixMemory.extra_repr": lambda: (
+        matrix_memories.MatrixMemory("softmax", 3, 4).extra_repr, {}),
+    "matrix_memories.token_shift": lambda: (matrix_memories.token_shift, dict(
+        e=torch.randn(2, 5, 3))),
+    "matrix_memories.TaskModel": lambda: (matrix_memories.TaskModel, dict(
+        kind="delta", vocab_size=6, n_classes=3, d_model=4, d_key=4, hidden_size=4,
+        head_size=4)),
+    "matrix_memories.TaskModel.forward": lambda: (matrix_memories.TaskModel(
+        "lstm", 6, 3, d_model=4, hidden_size=4, head_size=4).forward, dict(
+            x=torch.tensor([[0, 1, 2], [3, 4, 5]]))),
+    "matrix_memories.TaskModel.state_floats": lambda: (matrix_memories.TaskModel(
+        "lstm", 6, 3, d_model=4, hidden_size=4, head_size=4).state_floats, {}),
+    "matrix_memories.make_model": lambda: (matrix_memories.make_model, dict(
+        task="parity", name="DeltaNet, beta in (0, 2)")),
+    "matrix_memories.task_batch": lambda: (matrix_memories.task_batch, dict(
+        task="mqar", batch_size=2, split="train", generator=_gen(), pairs=4)),
+    "matrix_memories.held_out": lambda: (matrix_memories.held_out, dict(
+        task="parity", split="validation")),
+    "matrix_memories.accuracies": lambda: (matrix_memories.accuracies, dict(
+        task="parity", model=matrix_memories.make_model("parity", "linear attention"),
+        split="validation", device="cpu")),
+    "matrix_memories.train_task": lambda: (matrix_memories.train_task, dict(
+        task="parity", name="linear attention", lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.train_model": lambda: (matrix_memories.train_model, dict(
+        task="parity", model=matrix_memories.make_model("parity", "linear attention"),
+        lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.UnitKeyAdditiveMemory": lambda: (matrix_memories.UnitKeyAdditiveMemory,
+                                                      dict(input_size=3, d_key=4, d_value=5)),
+    "matrix_memories.UnitKeyAdditiveMemory.forward": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).forward, dict(x=torch.randn(2, 5, 3))),
+    "matrix_memories.UnitKeyAdditiveMemory.state_floats": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).state_floats, {}),
+    "matrix_memories.UnitKeyAdditiveMemory.extra_repr": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).extra_repr, {}),
+    "matrix_memories.time_forms": lambda: (matrix_memories.time_forms, dict(
+        lengths=[4, 8], batch_size=2, d_key=4, repeats=1, max_parallel=4, seed=0)),
+    "matrix_memories.median_seconds": lambda: (matrix_memories.median_seconds, dict(
+        rows=_timing_rows())),
+    "matrix_memories.crossover": lambda: (matrix_memories.crossover, dict(
+        rows=_timing_rows(), fast="chunkwise, C = 16", slow="recurrent")),
+    "matrix_memories.plot_retrieval": lambda: (matrix_memories.plot_retrieval, dict(
+        rows=matrix_memories.retrieval_curves([2, 4], [2], trials=2))),
+    "matrix_memories.plot_recall": lambda: (matrix_memories.plot_recall, dict(
+        rows=_accuracy_rows("pairs", (4, 8)))),
+    "matrix_memories.plot_parity": lambda: (matrix_memories.plot_parity, dict(
+        rows=_accuracy_rows("length", (16, 32)), train_length=16)),
+    "matrix_memories.plot_form_timings": lambda: (matrix_memories.plot_form_timings, dict(
+        rows=_timing_rows())),
     # --- displayed equations (their checks run through @checked_by)
     "cells.rnn_step": lambda: (cells.rnn_step, dict(
         x_t=torch.randn(2, 3), h_prev=torch.randn(2, 4), W_xh=torch.randn(3, 4),
@@ -842,7 +961,8 @@ METRICS = {
     "training.masked_mean", "training.masked_cross_entropy", "sequence_shapes.last_step_accuracy",
     "bptt.stream_accuracy", "bptt.relative_error", "memory_cells.linear_probe_accuracy",
     "attention_and_scans.max_relative_error", "language_model.pearson",
-    "language_model.unit_correlations",
+    "language_model.unit_correlations", "matrix_memories.retrieval_error",
+    "matrix_memories.accuracies",
 }
 
 
@@ -1165,12 +1285,14 @@ KNOWN_VALID: dict[str, set[str]] = {
     "memory_cells.linear_probe_accuracy:test_labels": {"id out of range"},   # are its labels
     "memory_cells.plot_state_trajectories:labels": {"id out of range", "negative id"},
     "recurrent_neurons.plot_digit_rows:image": {"integer dtype"},  # pixels as ints plot fine
+    "matrix_memories.mqar_batch:pairs": {"wrong type"},  # an int is one count for every sequence
 }
 # Arguments that some messages call by another name: "api:param" -> that name.
 ALIASES = {
     "cells.one_layer_state:value": "h0",               # the name it is given
     "plots.as_numpy:value": "x",
     "attention_and_scans.time_scans:lengths": "each length",
+    "matrix_memories.time_forms:lengths": "each length",
     "data.Vocabulary.encode:texts": "each text",
     "lstm_gates.LSTMCell.forward:state": "h",          # state is (h, c)
     "training.train_classifier:train_loader": "batches",  # fit's name for it

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from book_utils import (attention_and_scans, bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
-                        recurrent_neurons, sequence_shapes)
+                        matrix_memories, recurrent_neurons, sequence_shapes)
 
 from conftest import CHAPTERS, ROOT
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -125,6 +125,14 @@ SAMPLES = {
     "draw_autograd_graph": lambda: bptt.draw_autograd_graph(*_sample_autograd_graph()),
     "plot_state_gradients": lambda: bptt.plot_state_gradients(
         {"tanh": torch.logspace(-3, 0, 20), "relu": torch.logspace(-5, 0, 20)}),
+    "plot_retrieval": lambda: matrix_memories.plot_retrieval(
+        matrix_memories.retrieval_curves([2, 4, 8], [4, 8], trials=2)),
+    "plot_recall": lambda: matrix_memories.plot_recall(
+        [{"model": m, "pairs": n, "accuracy": a} for m, a in (("a", 0.9), ("b", 0.3)) for n in (4, 8)]),
+    "plot_parity": lambda: matrix_memories.plot_parity(
+        [{"model": m, "length": t, "accuracy": a} for m, a in (("a", 1.0), ("b", 0.5)) for t in (16, 64)], 16),
+    "plot_form_timings": lambda: matrix_memories.plot_form_timings(
+        [{"T": T, "form": f, "seconds": 1e-3 * T} for T in (16, 64) for f in matrix_memories.FORMS]),
     "plot_step_history": lambda: bptt.plot_step_history(
         {"no clipping": {"step_loss": [2.0, 1.5, float("nan")], "step_grad_norm": [1.0, 50.0, float("nan")]},
          "clipped": {"step_loss": [2.0, 1.2, 0.9], "step_grad_norm": [1.0, 3.0, 0.8]}}),
