@@ -44,6 +44,11 @@ def test_ngram_orders_and_units(ngram):
     assert ngram.bits_per_char(TRAIN[:50], 3) == pytest.approx(expected)
 
 
+def _win() -> list:
+    """One (x, y) window of ids, so an argument check after the windows' own is reached."""
+    return [(torch.zeros(1, 2, dtype=torch.long),) * 2]
+
+
 def tiny_lm(kind: str = "lstm", num_layers: int = 1, dropout: float = 0.0) -> lm.CharLM:
     torch.manual_seed(0)
     return lm.CharLM(len(VOCAB), kind, embedding_size=5, hidden_size=7, num_layers=num_layers, dropout=dropout)
@@ -252,20 +257,20 @@ def test_figures_draw():
     (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [], steps=1, lr=0.1), ValueError, "at least one (x, y) window"),
     (lambda: lm.train_for_steps(tiny_lm(), [(torch.zeros(1, 2, dtype=torch.long),) * 2], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=2.5, lr=0.1), TypeError, "steps must be an int"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, state="keep"), ValueError,
+    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=2.5, lr=0.1), TypeError, "steps must be an int"),
+    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
-    (lambda: lm.train_for_steps(nn_linear(), [(1, 2)], steps=1, lr=0.1), TypeError, "model must be CharLM"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, val_windows=[]), ValueError,
+    (lambda: lm.train_for_steps(nn_linear(), _win(), steps=1, lr=0.1), TypeError, "model must be CharLM"),
+    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.1, val_windows=[]), ValueError,
      "val_windows must hold at least one (x, y) window"),
-    (lambda: lm.train_recipe("Transformer", 11, [(1, 2)], lr=0.1, seed=0), ValueError,
+    (lambda: lm.train_recipe("Transformer", 11, _win(), lr=0.1, seed=0), ValueError,
      "name must be one of"),
-    (lambda: lm.train_recipe("LSTM", 11, [(1, 2)], lr=0.1, seed=-1), ValueError, "seed must be >= 0"),
-    (lambda: lm.train_recipe("LSTM", 11, [(1, 2)], lr=0.1, seed=0, dropout=0.2), ValueError,
+    (lambda: lm.train_recipe("LSTM", 11, _win(), lr=0.1, seed=-1), ValueError, "seed must be >= 0"),
+    (lambda: lm.train_recipe("LSTM", 11, _win(), lr=0.1, seed=0, dropout=0.2), ValueError,
      "num_layers >= 2"),
     (lambda: lm.bits_by_position(tiny_lm(), [], state="reset"), ValueError, "at least one (x, y) window"),
-    (lambda: lm.bits_by_position(tiny_lm(), [(1, 2)], state="keep"), ValueError, "state must be one of"),
-    (lambda: lm.bits_by_position(nn_linear(), [(1, 2)]), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.bits_by_position(tiny_lm(), _win(), state="keep"), ValueError, "state must be one of"),
+    (lambda: lm.bits_by_position(nn_linear(), _win()), TypeError, "model must be CharLM, got Linear"),
     (lambda: lm.sample_ngram("kn", "a", 3), TypeError, "model must be KneserNey, got str"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 0), ValueError, "length must be >= 1"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "q", 3), ValueError,
@@ -274,17 +279,19 @@ def test_figures_draw():
      "order must be at most max_order (2), got 3"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 3, seed=-2), ValueError,
      "seed must be >= 0"),
-    (lambda: lm.plot_learning_curves({}, {}, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
+    (lambda: lm.plot_learning_curves(
+            {"step_loss": [2.0, 1.0], "val_loss": [1.5], "val_steps": [2]},
+            {"a": [([2], [2.0])]}, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
     (lambda: lm.held_out_bits(tiny_lm(), [torch.zeros(2, 3, dtype=torch.long)]), TypeError,
-     "windows[0] must be an (x, y) pair of id tensors, got Tensor"),
+     "windows must hold (x, y) pairs of tensors"),
     (lambda: lm.held_out_bits(tiny_lm(), [(torch.zeros(2, 3), torch.zeros(2, 3))]), TypeError,
      "windows[0] x must be an integer tensor"),
     (lambda: lm.bits_by_position(tiny_lm(), [(torch.zeros(2, 3, dtype=torch.long),
                                               torch.zeros(2, 4, dtype=torch.long))]), ValueError,
      "windows[0] must hold x and y of one shape, got (2, 3) and (2, 4)"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.0), ValueError, "lr must be > 0.0"),
-    (lambda: lm.train_recipe("LSTM", 1, [(1, 2)], lr=0.1, seed=0), ValueError, "vocab_size must be >= 2"),
-    (lambda: lm.train_recipe("GRU", 11, [(1, 2)], lr=0.1, seed=0, state="keep"), ValueError,
+    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.0), ValueError, "lr must be > 0.0"),
+    (lambda: lm.train_recipe("LSTM", 1, _win(), lr=0.1, seed=0), ValueError, "vocab_size must be >= 2"),
+    (lambda: lm.train_recipe("GRU", 11, _win(), lr=0.1, seed=0, state="keep"), ValueError,
      "state must be one of"),
     (lambda: lm.plot_learning_curves([], {}, baseline=1.0), TypeError, "run must be dict, got list"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "", 5), ValueError, "prompt must hold at least one"),
@@ -312,7 +319,7 @@ def test_figures_draw():
     (lambda: lm.pearson(torch.randn(4, 2), torch.randn(5)), ValueError, "feature must hold one value per row"),
     (lambda: lm.pearson(torch.randn(0, 2), torch.randn(0)), ValueError, "states must not be empty"),
     (lambda: lm.pearson(torch.randn(4, 2), torch.arange(4)), TypeError, "feature must be a floating-point"),
-    (lambda: lm.held_out_bits(nn_linear(), [(1, 2)]), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.held_out_bits(nn_linear(), _win()), TypeError, "model must be CharLM, got Linear"),
     (lambda: lm.held_out_bits(tiny_lm(), []), ValueError, "windows must hold at least one (x, y) window"),
     (lambda: lm.held_out_bits(tiny_lm(), None), TypeError, "windows must be list, got NoneType"),
     (lambda: lm.hidden_states(tiny_lm(), VOCAB, ""), ValueError, "text must not be empty"),
