@@ -35,6 +35,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.ticker import FuncFormatter, LogLocator
 from torch import nn
 from torch.nn import functional as F
 
@@ -931,6 +932,9 @@ def plot_step_history(
         ax.set_xlabel("optimiser step")
     if loss_max is not None:
         axes[0].set_ylim(top=loss_max)
+        axes[0].yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.1, 0.2, 0.5, 1, ...
+        axes[0].yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes[0].minorticks_off()
     # One legend for both panels, under them, where it covers no curve.
     handles, labels = axes[1].get_legend_handles_labels()
     for handle, label in zip(*axes[0].get_legend_handles_labels()):
