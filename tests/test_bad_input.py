@@ -523,7 +523,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         kind="lstm", input_size=2, hidden_size=4, n_classes=2, nonlinearity="tanh")),
     "bptt.train_exploding_rnn": lambda: (bptt.train_exploding_rnn, dict(
         zip(("x", "y"), bptt.echo_stream(8, 6, lag=1, n_symbols=4)), lr=0.01, clip_norm=1.0,
-        seed=0, device="cpu")),
+        seed=0, device="cpu", optimizer="adam")),
     # --- chapter 5: lstm_gates
     "lstm_gates.LSTMCell": lambda: (lstm_gates.LSTMCell, dict(input_size=3, hidden_size=4)),
     "lstm_gates.LSTMCell.forward": lambda: (lstm_gates.LSTMCell(3, 4).forward, dict(
@@ -904,7 +904,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "bptt.plot_state_gradients": lambda: (bptt.plot_state_gradients, dict(
         curves={"h": torch.rand(5) + 0.1}, title="t", ax=None, ylabel="y")),
     "bptt.plot_step_history": lambda: (bptt.plot_step_history, dict(
-        histories={"a": _full_history()}, title="t")),
+        histories={"a": _full_history()}, title="t", loss_max=5.0)),
     "lstm_gates.draw_lstm_cell": lambda: (lstm_gates.draw_lstm_cell, {}),
     "lstm_gates.draw_gru_cell": lambda: (lstm_gates.draw_gru_cell, {}),
     "lstm_gates.plot_gates_on_digit": lambda: (lstm_gates.plot_gates_on_digit, dict(
@@ -1260,6 +1260,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
     "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
+    "bptt.plot_step_history:loss_max": {"None"},  # None: the loss axis is not cut
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets
