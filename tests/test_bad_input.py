@@ -448,6 +448,14 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         states=torch.randn(10, 4), features={"f": torch.randn(10)})),
     "language_model.units_above": lambda: (lm.units_above, dict(
         correlations={"f": torch.tensor([0.1, -0.6, 0.7])}, threshold=0.5)),
+    "language_model.char_bits": lambda: (lm.char_bits, dict(
+        model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
+    "language_model.ngram_char_bits": lambda: (lm.ngram_char_bits, dict(
+        model=text.KneserNey(PASSAGE, 2, VOCAB), text="ab ca.", order=2)),
+    "language_model.copied_mask": lambda: (lm.copied_mask, dict(
+        text="ab ca.", reference=PASSAGE, length=3)),
+    "language_model.cell_states": lambda: (lm.cell_states, dict(
+        model=lm.CharLM(6, "lstm", embedding_size=3, hidden_size=4), vocab=VOCAB, text="ab c")),
     # --- chapter 12: attention_and_scans
     "attention_and_scans.linear_recurrence_loop": lambda: (scans.linear_recurrence_loop, dict(
         a=torch.rand(2, 5, 3), b=torch.randn(2, 5, 3), h0=torch.randn(2, 3))),
