@@ -30,12 +30,60 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+_WIDTH, _LENGTH, _SAMPLES, _STEPS = 16_384, 1_000_000, 10_000_000, 1_000_000
+
+#: The largest value an int argument may take, by the argument's name. Past these a call
+#: would hang or exhaust memory long before it finished (a size of 2**63 loops "forever").
+#: :func:`check_int` applies the limit of the name it is given, so every helper gets them.
+LIMITS: dict[str, int] = {
+    "seed": 2**32 - 1,                      # NumPy's generators take 32 bits
+    # passes, updates and repeats
+    "epochs": 10_000, "steps": _STEPS, "train_steps": _STEPS, "total_steps": _STEPS,
+    "max_steps": _STEPS, "repeats": 1_000,
+    # time steps, windows and distances in time
+    **dict.fromkeys(("length", "each length", "seq_len", "min_length", "max_length", "window",
+                     "horizon", "chunk", "chunk_len", "lag", "max_lag", "max_shift", "smooth",
+                     "width", "T"), _LENGTH),
+    # layers of a stack
+    "num_layers": 64, "layer": 64, "layer_index": 64,
+    # widths of a layer, vocabularies and classes, token ids
+    **dict.fromkeys(("input_size", "hidden_size", "embedding_size", "vocab_size",
+                     "attention_size", "output_size", "vector_size", "n_classes", "n_symbols",
+                     "components", "n_components", "start"), _WIDTH),
+    "parameters": 100_000_000, "target": 100_000_000, "max_order": 64, "order": 64,
+    # examples
+    **dict.fromkeys(("n", "n_test", "n_eval", "n_streams", "batch_size", "per_class",
+                     "per_length"), _SAMPLES),
+    "threads": 4_096,
+}
+#: The most numbers a generated data set may hold (1 GiB of float32).
+MAX_ELEMENTS = 1 << 28
+#: The largest float32 number: a bigger value overflows when it meets a tensor.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    """An int (not a bool) in [minimum, maximum]; ``maximum`` defaults to ``LIMITS[name]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is None and name in LIMITS:
+        if value > LIMITS[name]:
+            raise ValueError(f"{name} must be at most {LIMITS[name]:,}, the book's limit "
+                             f"(LIMITS[{name!r}] in book_utils._checks), got {value:,}")
+    elif maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
     return int(value)
+
+
+def check_elements(name: str, count: int) -> None:
+    """A generated data set of ``count`` numbers must fit in :data:`MAX_ELEMENTS`."""
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{name} would hold {count:,} numbers, more than the book's limit of "
+                         f"{MAX_ELEMENTS:,} (MAX_ELEMENTS in book_utils._checks): ask for fewer "
+                         "or shorter sequences")
 
 
 def check_float(
@@ -51,6 +99,9 @@ def check_float(
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value}")
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{name} must be at most {FLOAT32_MAX:.4g} in size, the largest "
+                         f"float32 number, got {value:g}")
     if minimum is not None:
         if strict_minimum and value <= minimum:
             raise ValueError(f"{name} must be > {minimum}, got {value}")
@@ -107,6 +158,36 @@ def check_tensor(
     return value
 
 
+def check_step(
+    x: tuple[str, Any], states: dict[str, Any], W_in: tuple[str, Any], W_rec: tuple[str, Any],
+    biases: dict[str, Any], *, blocks: int = 1,
+) -> None:
+    """The arguments of one recurrent step, each given with its name, in the book's layout.
+
+    ``x`` (batch, input_size); each state (batch, H); ``W_in`` (input_size, blocks * H);
+    ``W_rec`` (H, blocks * H), where ``blocks`` is the number of gate blocks side by side;
+    each bias (blocks * H,). All floating point, of one dtype.
+    """
+    (x_name, x_t), (in_name, W_x), (rec_name, W_h) = x, W_in, W_rec
+    check_tensor(x_name, x_t, dim=2, floating=True, layout="(batch, input_size)")
+    check_tensor(rec_name, W_h, dim=2, floating=True, layout="(H, blocks * H)")
+    batch, features = x_t.shape
+    H = W_h.shape[0]
+    width = blocks * H
+    expected = {rec_name: (W_h, (H, width)), in_name: (W_x, (features, width)),
+                **{name: (value, (batch, H)) for name, value in states.items()},
+                **{name: (value, (width,)) for name, value in biases.items()}}
+    for name, (value, shape) in expected.items():
+        check_tensor(name, value, floating=True)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match {x_name} "
+                             f"{tuple(x_t.shape)} and {rec_name} {tuple(W_h.shape)} "
+                             f"({blocks} block(s) of H={H}), got {tuple(value.shape)}")
+        if value.dtype != x_t.dtype:
+            raise TypeError(f"{name} must have the dtype of {x_name}, {x_t.dtype}, "
+                            f"got {value.dtype}")
+
+
 def check_dtype(name: str, value: torch.Tensor, module: torch.nn.Module) -> None:
     """``value`` must have the dtype of ``module``'s weights: torch refuses to mix them."""
     weight = next(module.parameters(), None)
@@ -130,7 +211,7 @@ def check_lengths(
         sequences = f"sequence of {of} ({batch} in all)" if of else f"sequence ({batch})"
         raise ValueError(f"lengths must hold one length per {sequences}, got {lengths.shape[0]}")
     if batch and lengths.min() < 1:
-        raise ValueError(f"every length must be >= 1, got {lengths.min().item()}")
+        raise ValueError(f"every length must be >= 1, got {lengths.min().item()} in lengths")
     if max_length is not None and batch and lengths.max() > max_length:
         raise ValueError(
             f"lengths must not exceed the {max_length} time steps of {of or 'the batch'}, "

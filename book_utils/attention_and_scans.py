@@ -28,6 +28,7 @@ Tensors are batch first: (batch, time, features).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Sequence
 
@@ -41,7 +42,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import cells, data, models, plots, results, training
 from ._checks import (check_bool, check_choice, check_device, check_dtype, check_float, check_int,
-                      check_lengths, check_tensor, check_type, checked_by)
+                      check_lengths, check_tensor, check_type, checked_by, LIMITS)
 
 # --------------------------------------------------------------- the linear recurrence
 
@@ -150,15 +151,20 @@ def parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = No
 
 
 def max_relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |estimate - reference| / max |reference|: the error on the scale of the values."""
+    """max |estimate - reference| / max |reference|: the error on the scale of the values.
+
+    An estimate that holds NaN or inf has no bounded error: the result is then inf.
+    """
     check_tensor("estimate", estimate, floating=True, nonempty=True)
-    check_tensor("reference", reference, floating=True, nonempty=True)
+    check_tensor("reference", reference, floating=True, nonempty=True, finite=True)
     if estimate.shape != reference.shape:
         raise ValueError(f"estimate and reference must have the same shape, "
                          f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
     if not bool(reference.ne(0).any()):
         raise ValueError("reference must not be all zeros (the error is relative to its size), "
                          "got only zeros")
+    if not bool(torch.isfinite(estimate).all()):
+        return math.inf
     return ((estimate - reference).abs().max() / reference.abs().max()).item()
 
 
@@ -348,6 +354,34 @@ def additive_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Te
     return context, alpha
 
 
+def _check_step(model: "AttentionEncoderDecoder", token: torch.Tensor, d: torch.Tensor,
+                states: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> None:
+    """One decoder step's inputs: what encode_all returns, W_k of its states, and a token per row."""
+    check_tensor("token", token, dim=1, integer=True, nonempty=True, layout="(batch,)")
+    if token.min() < 0 or token.max() >= model.vocab_size:
+        raise ValueError(f"token must hold ids in [0, {model.vocab_size - 1}], got values from "
+                         f"{token.min().item()} to {token.max().item()}")
+    batch, hidden, size = len(token), model.cell.hidden_size, model.v.shape[0]
+    check_tensor("d", d, dim=2, floating=True, layout="(batch, hidden)")
+    check_tensor("states", states, dim=3, floating=True, nonempty=True,
+                 layout="(batch, source_time, hidden)")
+    check_tensor("keys", keys, dim=3, floating=True, layout="(batch, source_time, attention)")
+    check_tensor("mask", mask, dim=2, layout="(batch, source_time)")
+    source_time = states.shape[1]
+    shapes = {"d": (batch, hidden), "states": (batch, source_time, hidden),
+              "keys": (batch, source_time, size), "mask": (batch, source_time)}
+    for name, value in (("d", d), ("states", states), ("keys", keys), ("mask", mask)):
+        shape = shapes[name]
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match token ({batch},) and the "
+                             f"model's sizes, got {tuple(value.shape)}")
+    for name, value in (("d", d), ("states", states), ("keys", keys)):
+        check_dtype(name, value, model)
+    if mask.dtype != torch.bool or not bool(mask.any(dim=1).all()):
+        raise ValueError(f"mask must be a bool tensor keeping at least one source position in "
+                         f"every row, got dtype {mask.dtype}")
+
+
 class BidirectionalEncoderDecoder(models.EncoderDecoder):
     """Chapter 3's encoder-decoder with a bidirectional encoder, and no attention.
 
@@ -414,6 +448,7 @@ class AttentionEncoderDecoder(BidirectionalEncoderDecoder):
         self.v = nn.Parameter(torch.randn(attention_size) / attention_size ** 0.5)
         self.head = nn.Linear(2 * hidden_size, vocab_size)
 
+    @checked_by(_check_step)
     def step(self, token, d, states, keys, mask):
         """One decoder step: (logits (batch, vocab), new state d, attention weights)."""
         context, alpha = additive_attention(self.W_q(d), keys, states, mask, self.v)
@@ -468,7 +503,8 @@ def match_width(build: Callable[[int], nn.Module], target: int, *, step: int = 1
     ``target``. Counts grow with the width, so a bisection finds it."""
     if not callable(build):
         raise TypeError(f"build must be a function of the width, got {type(build).__name__}")
-    target, step = check_int("target", target, minimum=1), check_int("step", step, minimum=1)
+    target = check_int("target", target, minimum=1)
+    step = check_int("step", step, minimum=1, maximum=LIMITS["hidden_size"])
     count = lambda k: models.count_parameters(build(k * step))  # noqa: E731
     low, high = 1, 2
     while count(high) < target:                           # bracket: count(high) >= target
@@ -514,11 +550,20 @@ def reversal_splits() -> dict[str, tuple[list[str], list[str]]]:
 
 
 def _check_train_reverser(kind: str, splits: dict, *, lr: float, seed: int = 0,
+                          steps: int | None = None,
                           device: str | torch.device | None = None) -> None:
     check_choice("kind", kind, REVERSERS)
+    if steps is not None:
+        check_int("steps", steps, minimum=1)
     check_type("splits", splits, dict)
     if "train" not in splits:
         raise ValueError(f"splits must hold a 'train' pair of lists, got keys {sorted(splits)}")
+    pair = splits["train"]
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(part, list) and part and all(isinstance(s, str) for s in part)
+                    for part in pair) and len(pair[0]) == len(pair[1])):
+        raise TypeError(f"splits['train'] must be a (sources, targets) pair of equal, non-empty "
+                        f"lists of digit strings, as reversal_splits makes, got {pair!r:.80}")
     check_float("lr", lr, minimum=0.0, strict_minimum=True)
     check_int("seed", seed, minimum=0)
     if device is not None:
@@ -527,15 +572,18 @@ def _check_train_reverser(kind: str, splits: dict, *, lr: float, seed: int = 0,
 
 @checked_by(_check_train_reverser)
 def train_reverser(kind: str, splits: dict, *, lr: float, seed: int = 0,
+                   steps: int | None = None,
                    device: str | torch.device | None = None) -> dict:
     """Train one of :data:`REVERSERS` at its width with chapter 3's recipe (teacher forcing,
-    Adam, one-cycle rate) on ``splits["train"]``. Returns {"model", "seconds", "parameters"}."""
+    Adam, one-cycle rate) on ``splits["train"]``, for ``steps`` updates (None: the recipe's
+    1,000). Returns {"model", "seconds", "parameters"}."""
     r, vocab = REVERSAL_RECIPE, data.Vocabulary(DIGITS)
     model = _seeded(lambda: REVERSERS[kind](len(vocab), r["embedding_size"], REVERSAL_WIDTHS[kind]),
                     seed)
     device = torch.device("cpu") if device is None else check_device(device)
     history = models.train_encoder_decoder(model.to(device), vocab, *splits["train"],
-                                           steps=r["steps"], lr=lr, batch_size=r["batch_size"],
+                                           steps=r["steps"] if steps is None else steps,
+                                           lr=lr, batch_size=r["batch_size"],
                                            seed=seed)
     return {"model": model, "seconds": history["seconds"][0],
             "parameters": models.count_parameters(model)}
@@ -547,6 +595,9 @@ def _check_reversal_pairs(model: models.EncoderDecoder, sources: Sequence[str],
     for name, strings in (("sources", sources), ("targets", targets)):
         if isinstance(strings, str) or not isinstance(strings, Sequence) or not strings:
             raise TypeError(f"{name} must be a non-empty list of digit strings, got {strings!r:.60}")
+        odd = [s for s in strings if not isinstance(s, str)]
+        if odd:
+            raise TypeError(f"{name} must hold digit strings only, got {type(odd[0]).__name__}")
     if len(sources) != len(targets):
         raise ValueError(f"sources and targets must pair up, got {len(sources)} and {len(targets)}")
 
@@ -736,6 +787,10 @@ class CharModel(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         check_tensor("x", x, dim=2, integer=True, nonempty=True, layout="(batch, time)")
+        vocab_size = self.embed.num_embeddings
+        if x.min() < 0 or x.max() >= vocab_size:
+            raise ValueError(f"x must hold character ids in [0, {vocab_size - 1}], got values "
+                             f"from {x.min().item()} to {x.max().item()}")
         if state is not None:
             self._check_state(state, x.shape[0])
         outputs, state = self.recurrent(self.embed(x), state)
@@ -757,6 +812,11 @@ def train_char_model(kind: str, train_windows: list, validation_windows: list, *
         check_type(name, windows, list)
         if not windows:
             raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
+        for k, window in enumerate(windows):
+            if not (isinstance(window, tuple) and len(window) == 2
+                    and all(isinstance(part, torch.Tensor) for part in window)):
+                raise TypeError(f"{name} must hold (x, y) pairs of tensors, as "
+                                f"text.stream_batches makes, got {type(window).__name__} at {k}")
     vocab_size = len(text.CharVocabulary())
     model = _seeded(lambda: CharModel(kind, vocab_size, hidden_size=hidden_size, mode=mode),
                     check_int("seed", seed, minimum=0))
@@ -858,6 +918,16 @@ def plot_timings(timings: dict[str, list[dict]]) -> Figure:
 
 def _check_plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
                           outputs: Sequence[str], titles: Sequence[str] | None = None) -> None:
+    for name, value, kind in (("weights", weights, torch.Tensor), ("sources", sources, str),
+                              ("outputs", outputs, str), ("titles", titles, str)):
+        if name == "titles" and value is None:
+            continue
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+        odd = [v for v in value if not isinstance(v, kind)]
+        if odd:
+            raise TypeError(f"{name} must hold {kind.__name__} items only, "
+                            f"got {type(odd[0]).__name__}")
     if not (len(weights) == len(sources) == len(outputs)) or not weights:
         raise ValueError(f"weights, sources and outputs must pair up and not be empty, got "
                          f"{len(weights)}, {len(sources)} and {len(outputs)}")
@@ -972,9 +1042,12 @@ def seed_summary(rows: Sequence[dict], by: str, values: Sequence[str],
 
     check_type("rows", rows, (list, tuple))
     check_type("by", by, str)
-    check_int("digits", digits, minimum=0)
+    check_int("digits", digits, minimum=0, maximum=15)
     if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
         raise TypeError(f"values must be a non-empty list of column names, got {values!r}")
+    odd = [v for v in values if not isinstance(v, str)]
+    if odd:
+        raise TypeError(f"values must hold column names (str), got {odd[0]!r}")
     if not rows:
         raise ValueError("rows must hold at least one row, got an empty list")
     for row in rows:

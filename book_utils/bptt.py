@@ -77,6 +77,11 @@ class BPTTCache:
             if value.shape[0] != B:
                 raise ValueError(f"{name} must have one row per sequence of x ({B}), "
                                  f"got shape {tuple(value.shape)}")
+        C = self.probs.shape[1]
+        if len(self.y) and (self.y.min() < 0 or self.y.max() >= C):
+            raise ValueError(f"y must hold class indices in [0, {C - 1}], one of the {C} columns "
+                             f"of probs, got values from {self.y.min().item()} to "
+                             f"{self.y.max().item()}")
 
 
 def _check_parameters(params: dict) -> tuple[int, int, int]:
@@ -239,8 +244,8 @@ def classifier_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _check_relative_error(a: torch.Tensor, b: torch.Tensor) -> None:
-    check_tensor("a", a, floating=True)
-    check_tensor("b", b, floating=True)
+    check_tensor("a", a, floating=True, finite=True)
+    check_tensor("b", b, floating=True, finite=True)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -276,6 +281,8 @@ def autograd_graph(
                          "got a tensor with grad_fn=None")
     if names is not None:
         check_type("names", names, dict)
+        for name, tensor in names.items():
+            check_tensor(f"names[{name!r}]", tensor)
     by_tensor = {id(t): name for name, t in (names or {}).items()}
     index: dict[int, int] = {}
     nodes: list[dict] = []
@@ -354,6 +361,7 @@ def _check_stream(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     with one integer target per step in ``y``."""
     check_layer("model", model)
     check_layer_input("x", x, model)
+    check_tensor("x", x, finite=True)
     check_tensor("y", y, dim=2, integer=True, layout="(batch, time)")
     if y.shape != x.shape[:2]:
         raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step, "
@@ -618,11 +626,15 @@ def draw_autograd_graph(
     check_type("nodes", nodes, (list, tuple))
     check_type("edges", edges, (list, tuple))
     if not nodes:
-        raise ValueError("nodes is empty: there is no graph to draw")
+        raise ValueError("nodes is empty: there is no graph to draw, got an empty list")
     for i, node in enumerate(nodes):
         if not isinstance(node, dict) or not {"op", "label"} <= set(node):
             raise ValueError(f"nodes[{i}] must be a dict with keys 'op' and 'label', got {node!r}")
     n = len(nodes)
+    for edge in edges:
+        if not (isinstance(edge, (tuple, list)) and len(edge) == 2
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in edge)):
+            raise TypeError(f"edges must hold pairs (i, j) of node indices, got {edge!r}")
     for a, b in edges:
         if not (0 <= a < n and 0 <= b < n):
             raise ValueError(f"edges must join node indices in [0, {n - 1}], got ({a}, {b})")
@@ -744,9 +756,12 @@ def plot_state_gradients(
     share a colour. With more than four curves the legend sits beside the axes.
     """
     check_type("ylabel", ylabel, str)
+    if title is not None:
+        check_type("title", title, str)
     check_type("curves", curves, dict)
     if not curves:
-        raise ValueError("curves is empty: give at least one label -> norms entry")
+        raise ValueError("curves is empty: give at least one label -> norms entry, "
+                         "got an empty dict")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.4))
     else:
@@ -781,9 +796,12 @@ def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
     A run whose loss becomes NaN or infinite gets a dotted vertical line at the
     first such step, since a log plot cannot show those values.
     """
+    if title is not None:
+        check_type("title", title, str)
     check_type("histories", histories, dict)
     if not histories:
-        raise ValueError("histories is empty: give at least one label -> history entry")
+        raise ValueError("histories is empty: give at least one label -> history entry, "
+                         "got an empty dict")
     for label, history in histories.items():
         check_type(f"histories[{label!r}]", history, dict)
         missing = [k for k in ("step_loss", "step_grad_norm") if k not in history]

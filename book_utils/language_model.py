@@ -44,7 +44,7 @@ LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 def _check_interpolated_prob(model: "NGramModel", history: str, ch: str, order: int) -> None:
     check_type("model", model, NGramModel)
-    check_type("history", history, str)
+    check_type("history", history, str)  # an unknown character is an unseen context: back off
     check_type("ch", ch, str)
     if len(ch) != 1 or ch not in model.vocab.symbols:
         raise ValueError(f"ch must be one character of the vocabulary, got {ch!r}")
@@ -133,6 +133,10 @@ class NGramModel:
     def bits_per_char(self, text: str, order: int | None = None) -> float:
         """Mean -log2 P(c_t | previous characters) over ``text`` (read from its start)."""
         check_type("text", text, str)
+        unknown = sorted(set(text) - set(self.vocab.symbols))
+        if unknown:  # a character the model never gives a probability cannot be scored
+            raise ValueError(f"text must hold characters of the model's vocabulary only, got "
+                             f"{len(unknown)} others: {unknown[:10]}")
         if not text:
             raise ValueError("text must not be empty, got ''")
         order = self._order(order)
@@ -242,9 +246,15 @@ DROPOUT = 0.1
 
 
 def _check_windows(name: str, windows) -> None:
+    """A non-empty list of (x, y) windows of ids, each (batch, time): stream_batches' output."""
     check_type(name, windows, list)
     if not windows:
         raise ValueError(f"{name} must hold at least one (x, y) window, got an empty list")
+    for k, window in enumerate(windows):
+        if not (isinstance(window, tuple) and len(window) == 2
+                and all(isinstance(part, torch.Tensor) for part in window)):
+            raise TypeError(f"{name} must hold (x, y) pairs of tensors, as text.stream_batches "
+                            f"makes, got {window!r:.60} at {k}")
 
 
 def _check_training(windows: list, steps: int, lr: float, state: str, clip_norm: float | None,
@@ -300,8 +310,9 @@ def train_for_steps(
 
 
 def _check_train_recipe(name: str, vocab_size: int, windows: list, *, lr: float, seed: int,
-                        dropout: float = 0.0, state: str = "carry", steps: int | None = None,
-                        val_windows: list | None = None, device=None) -> None:
+                        dropout: float = 0.0, state: str = "carry",
+                        val_windows: list | None = None, steps: int | None = None,
+                        device=None) -> None:
     check_choice("name", name, tuple(CONFIGS))
     check_int("vocab_size", vocab_size, minimum=2)
     check_int("seed", seed, minimum=0)
@@ -323,8 +334,8 @@ def train_recipe(
     seed: int,
     dropout: float = 0.0,
     state: str = "carry",
-    steps: int | None = None,
     val_windows: list | None = None,
+    steps: int | None = None,
     device: str | torch.device | None = None,
 ) -> tuple[CharLM, dict[str, list]]:
     """``(model, history)``: the model ``CONFIGS[name]`` trained with :data:`RECIPE`.
@@ -667,8 +678,9 @@ def cell_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tensor
 
 def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
     """Correlation of every column of ``states`` (N, H) with ``feature`` (N,): (H,)."""
-    check_tensor("states", states, dim=2, floating=True, nonempty=True, layout="(characters, units)")
-    check_tensor("feature", feature, dim=1, floating=True, layout="(characters,)")
+    check_tensor("states", states, dim=2, floating=True, nonempty=True, finite=True,
+                 layout="(characters, units)")
+    check_tensor("feature", feature, dim=1, floating=True, finite=True, layout="(characters,)")
     if len(feature) != len(states):
         raise ValueError(f"feature must hold one value per row of states ({len(states)}), "
                          f"got {len(feature)}")
@@ -679,10 +691,10 @@ def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
 
 def unit_correlations(states: torch.Tensor, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{feature name: (H,) correlation of each hidden unit with that feature}."""
-    check_tensor("states", states, dim=2, floating=True, layout="(characters, units)")
+    check_tensor("states", states, dim=2, floating=True, finite=True, layout="(characters, units)")
     check_type("features", features, dict)
     for name, feature in features.items():
-        check_tensor(f"features[{name!r}]", feature, dim=1, layout="(characters,)")
+        check_tensor(f"features[{name!r}]", feature, dim=1, finite=True, layout="(characters,)")
         if len(feature) != len(states):
             raise ValueError(f"features[{name!r}] must hold one value per row of states "
                              f"({len(states)}), got {len(feature)}")
@@ -692,6 +704,8 @@ def unit_correlations(states: torch.Tensor, features: dict[str, torch.Tensor]) -
 def units_above(correlations: dict[str, torch.Tensor], threshold: float) -> dict[str, int]:
     """{feature name: number of units whose |correlation| is at least ``threshold``}."""
     check_type("correlations", correlations, dict)
+    for name, r in correlations.items():
+        check_tensor(f"correlations[{name!r}]", r, floating=True, layout="(units,)")
     check_float("threshold", threshold, minimum=0.0, maximum=1.0)
     return {name: int((r.abs() >= threshold).sum()) for name, r in correlations.items()}
 
@@ -708,7 +722,22 @@ def _smooth(values: list[float], width: int) -> np.ndarray:
 def _check_plot_learning_curves(run: dict, seeds: dict, *, baseline: float,
                                 panels: dict | None = None, smooth: int = 25) -> None:
     check_type("run", run, dict)
+    for key in ("step_loss", "val_loss", "val_steps"):
+        if not isinstance(run.get(key), list) or not run[key]:
+            raise ValueError(f"run must be a train_for_steps history with validation, holding a "
+                             f"non-empty list {key!r}, got {run.get(key)!r:.80}")
+    if len(run["val_loss"]) != len(run["val_steps"]):
+        raise ValueError(f"run's val_loss and val_steps must pair up, got {len(run['val_loss'])} "
+                         f"and {len(run['val_steps'])}")
     check_type("seeds", seeds, dict)
+    if not seeds:
+        raise ValueError("seeds must hold at least one model's curves, got an empty dict")
+    for name, curves in seeds.items():
+        if not (isinstance(curves, list) and curves and all(
+                isinstance(c, (tuple, list)) and len(c) == 2 and len(c[0]) == len(c[1]) > 0
+                and len(c[0]) == len(curves[0][0]) for c in curves)):
+            raise ValueError(f"seeds[{name!r}] must be a non-empty list of (val_steps, bpc) pairs "
+                             f"of one length, got {curves!r:.80}")
     check_float("baseline", baseline, minimum=0.0)
     if panels is not None:
         check_type("panels", panels, dict)
@@ -791,6 +820,12 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
     """
     check_type("passage", passage, str)
     check_type("panels", panels, dict)
+    if not passage or not panels:
+        raise ValueError(f"passage and panels must not be empty, got {len(passage)} characters "
+                         f"and {len(panels)} panels")
+    for title, values in panels.items():
+        check_tensor(f"panels[{title!r}]", values, dim=1, floating=True, layout="(characters,)")
+    check_int("width", width, minimum=1)
     lines = passage.split("\n")
     width = min(width, max(len(line) for line in lines) + 1)
     fig, axes = plt.subplots(len(panels), 1, squeeze=False,

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 
 from . import training
 from ._checks import (
-    check_bool, check_choice, check_device, check_float, check_int, check_tensor, check_type,
-    check_val_loader, checked_by,
+    check_bool, check_choice, check_device, check_float, check_int, check_step, check_tensor,
+    check_type, check_val_loader, checked_by,
 )
 from .cells import CellLayer, chrono_time_scales, gate_rows, one_layer_state, torch_parameters, unroll
 from .data import MNIST, adding_problem, make_loader, mnist_loader
@@ -37,6 +37,21 @@ LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 
 
+def _check_lstm_gates(x_t, h_prev, W_x, W_h, b) -> None:
+    check_step(("x_t", x_t), {"h_prev": h_prev}, ("W_x", W_x), ("W_h", W_h), {"b": b}, blocks=4)
+
+
+def _check_lstm_step(x_t, h_prev, c_prev, W_x, W_h, b) -> None:
+    check_step(("x_t", x_t), {"h_prev": h_prev, "c_prev": c_prev}, ("W_x", W_x), ("W_h", W_h),
+               {"b": b}, blocks=4)
+
+
+def _check_gru(x_t, h_prev, W_x, W_h, b_x, b_h) -> None:
+    check_step(("x_t", x_t), {"h_prev": h_prev}, ("W_x", W_x), ("W_h", W_h),
+               {"b_x": b_x, "b_h": b_h}, blocks=3)
+
+
+@checked_by(_check_lstm_gates)
 def lstm_gates(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,
@@ -59,6 +74,7 @@ def lstm_gates(
             "o": torch.sigmoid(z_o)}
 
 
+@checked_by(_check_lstm_step)
 def lstm_step(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,
@@ -74,6 +90,7 @@ def lstm_step(
     return h_t, c_t, gate
 
 
+@checked_by(_check_gru)
 def gru_gates(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,
@@ -99,6 +116,7 @@ def gru_gates(
     return {"r": r_t, "z": z_t, "n": n_t}
 
 
+@checked_by(_check_gru)
 def gru_step(
     x_t: torch.Tensor,
     h_prev: torch.Tensor,

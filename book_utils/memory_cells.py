@@ -30,8 +30,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._checks import (
-    check_dtype, check_float, check_int, check_layer, check_layer_input, check_layer_state,
-    check_tensor, check_type, checked_by,
+    LIMITS, check_dtype, check_float, check_int, check_layer, check_layer_input,
+    check_layer_state, check_tensor, check_type, checked_by,
 )
 from .cells import torch_parameters
 from .models import make_recurrent
@@ -446,6 +446,8 @@ class PCA:
 
 def _check_pca(points: torch.Tensor, n_components: int = 2) -> None:
     check_tensor("points", points, dim=2, floating=True, nonempty=True, layout="(n, features)")
+    if points.dtype not in (torch.float32, torch.float64):  # torch's SVD has no float16
+        raise TypeError(f"points must be float32 or float64, got {points.dtype}")
     n, features = points.shape
     check_int("n_components", n_components, minimum=1)
     if n_components > min(n, features):
@@ -559,9 +561,9 @@ def _check_linear_probe_accuracy(
     ridge: float = 1e-3,
 ) -> None:
     check_tensor("train_states", train_states, dim=3, floating=True, nonempty=True,
-                 layout="(n, time, hidden)")
+                 finite=True, layout="(n, time, hidden)")
     check_tensor("test_states", test_states, dim=3, floating=True, nonempty=True,
-                 layout="(n, time, hidden)")
+                 finite=True, layout="(n, time, hidden)")
     check_tensor("train_labels", train_labels, dim=1, integer=True, layout="(n,)")
     check_tensor("test_labels", test_labels, dim=1, integer=True, layout="(n,)")
     check_float("ridge", ridge, minimum=0.0, strict_minimum=True)
@@ -577,8 +579,12 @@ def _check_linear_probe_accuracy(
                 f"{name}_labels must have one label per sequence ({states.shape[0]}), "
                 f"got {labels.shape[0]}"
             )
-    if train_labels.min() < 0 or test_labels.min() < 0:
-        raise ValueError("labels must be class indices >= 0, got a negative label")
+    for name, labels in (("train_labels", train_labels), ("test_labels", test_labels)):
+        if labels.min() < 0:
+            raise ValueError(f"{name} must be class indices >= 0, got a negative label "
+                             f"({labels.min().item()})")
+        check_int(f"the classes of {name}", int(labels.max()) + 1,
+                  maximum=LIMITS["n_classes"])  # one probe column per class
 
 
 @checked_by(_check_linear_probe_accuracy)
@@ -655,12 +661,19 @@ def _check_plot_state_trajectories(
     per_class: int = 5, explained: torch.Tensor | None = None,
 ) -> None:
     check_tensor("trajectories", trajectories, dim=3, floating=True, layout="(digits, time, 2)")
-    check_tensor("labels", labels, dim=1)
+    check_tensor("labels", labels, dim=1, integer=True, layout="(digits,)")
     if trajectories.shape[2] != 2 or len(labels) != len(trajectories):
         raise ValueError(f"trajectories must have shape (digits, time, 2) with one label per "
                          f"digit, got {tuple(trajectories.shape)} and {len(labels)} labels")
     check_type("classes", classes, list)
+    for c in classes:
+        check_int("each of classes", c)
     check_int("per_class", per_class, minimum=0)
+    if explained is not None:
+        check_tensor("explained", explained, dim=1, floating=True, layout="(2,)")
+        if explained.shape != (2,):
+            raise ValueError(f"explained must hold the two shares of variance, shape (2,), "
+                             f"got {tuple(explained.shape)}")
     missing = [c for c in classes if not (labels == c).any()]
     if not classes or missing or len(classes) > _MAX_PANELS:
         raise ValueError(f"classes must list 1 to {_MAX_PANELS} labels present in labels, "

@@ -14,7 +14,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from . import training
 from ._checks import (
-    check_choice, check_dtype, check_float, check_int, check_lengths, check_tensor, check_type,
+    check_choice, check_dtype, check_float, check_int, check_layer, check_lengths, check_tensor,
+    check_type,
 )
 from .cells import ScratchRNN
 from .data import EOS, PAD, SOS, SPECIAL_TOKENS, Vocabulary
@@ -23,11 +24,28 @@ from .data import EOS, PAD, SOS, SPECIAL_TOKENS, Vocabulary
 RECURRENT_KINDS = ("rnn", "scratch_rnn", "lstm", "gru")
 
 
-def _check_recurrent(recurrent: nn.Module) -> None:
-    check_type("recurrent", recurrent, nn.Module)
-    if isinstance(recurrent, (nn.RNN, nn.LSTM, nn.GRU)) and not recurrent.batch_first:
-        raise ValueError(f"recurrent must read (batch, time, features): build it with "
-                         f"batch_first=True, got {type(recurrent).__name__} with batch_first=False")
+def _output_size(recurrent: nn.Module) -> int | None:
+    """The width of a recurrent layer's outputs, when the layer says (None when it does not)."""
+    hidden = getattr(recurrent, "hidden_size", None)
+    if not isinstance(hidden, int):
+        return None
+    if isinstance(recurrent, nn.RNNBase):
+        hidden = recurrent.proj_size or hidden
+        return hidden * (2 if recurrent.bidirectional else 1)
+    return hidden
+
+
+def _check_recurrent(recurrent: nn.Module, hidden_size: int) -> None:
+    """A layer called like nn.RNN(batch_first=True) whose outputs are ``hidden_size`` wide."""
+    check_layer("recurrent", recurrent)  # a Linear or a cell takes no (x, state): refused here
+    if isinstance(recurrent, nn.RNNCellBase):
+        raise TypeError(f"recurrent must be a layer that reads whole sequences, got the one-step "
+                        f"cell {type(recurrent).__name__} (wrap it in cells.CellLayer)")
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    width = _output_size(recurrent)
+    if width is not None and width != hidden_size:
+        raise ValueError(f"hidden_size must be the width of recurrent's outputs, {width} for "
+                         f"this {type(recurrent).__name__}, got {hidden_size}")
 
 
 def _check_features(x: torch.Tensor, recurrent: nn.Module) -> None:
@@ -50,6 +68,7 @@ def make_recurrent(
     check_choice("kind", kind, RECURRENT_KINDS)
     input_size = check_int("input_size", input_size, minimum=1)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
     if kind == "rnn":
         return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
     if kind == "scratch_rnn":
@@ -70,12 +89,9 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, recurrent: nn.Module, hidden_size: int, n_classes: int) -> None:
         super().__init__()
-        _check_recurrent(recurrent)
+        _check_recurrent(recurrent, hidden_size)
         self.recurrent = recurrent
-        self.head = nn.Linear(
-            check_int("hidden_size", hidden_size, minimum=1),
-            check_int("n_classes", n_classes, minimum=2),
-        )
+        self.head = nn.Linear(hidden_size, check_int("n_classes", n_classes, minimum=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
@@ -112,9 +128,9 @@ class SequenceRegressor(nn.Module):
 
     def __init__(self, recurrent: nn.Module, hidden_size: int) -> None:
         super().__init__()
-        _check_recurrent(recurrent)
+        _check_recurrent(recurrent, hidden_size)
         self.recurrent = recurrent
-        self.head = nn.Linear(check_int("hidden_size", hidden_size, minimum=1), 1)
+        self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, dim=3, floating=True, layout="(batch, time, features)")
@@ -132,6 +148,8 @@ def shift_right(targets: torch.Tensor, start: int = SOS) -> torch.Tensor:
     At step t the decoder reads the *true* token t-1 and must predict token t.
     """
     check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
+    if targets.numel() and targets.min() < 0:
+        raise ValueError(f"targets must hold token ids >= 0, got {targets.min().item()}")
     check_int("start", start, minimum=0)
     return torch.cat([targets.new_full((targets.shape[0], 1), start), targets[:, :-1]], dim=1)
 
@@ -211,9 +229,9 @@ def _check_strings(name: str, value: Sequence[str]) -> None:
         raise TypeError(f"{name} must be a list of strings, got {type(value).__name__}")
     if not value:
         raise ValueError(f"{name} must hold at least one string, got an empty list")
-    odd = next((v for v in value if not isinstance(v, str)), None)
-    if odd is not None:
-        raise TypeError(f"{name} must hold strings only, got a {type(odd).__name__}")
+    odd = [v for v in value if not isinstance(v, str)]
+    if odd:  # a list, not next(..., None): None itself is no string
+        raise TypeError(f"{name} must hold strings only, got a {type(odd[0]).__name__}")
 
 
 def exact_match(predicted: Sequence[str], expected: Sequence[str]) -> float:

@@ -96,7 +96,7 @@ def as_numpy(name: str, value, dim: int | None = None) -> np.ndarray:
     """``value`` (a tensor or an array) as a numpy array, with ``dim`` dimensions if given."""
     check_type("name", name, str)
     if dim is not None:
-        dim = check_int("dim", dim, minimum=0)
+        dim = check_int("dim", dim, minimum=0, maximum=64)  # torch allows no more
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray):
@@ -104,6 +104,10 @@ def as_numpy(name: str, value, dim: int | None = None) -> np.ndarray:
     if dim is not None and value.ndim != dim:
         raise ValueError(f"{name} must be {dim}-D, got shape {value.shape}")
     return value
+
+
+# The per-epoch entries of a training history that plot_history draws.
+_HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 def plot_history(
@@ -115,6 +119,10 @@ def plot_history(
     if missing:
         raise ValueError(f"history must have keys 'epoch' and 'train_loss', missing {missing}, "
                          f"got keys {sorted(history)}")
+    for key, values in history.items():
+        if key in _HISTORY_KEYS and not isinstance(values, (list, tuple)):
+            raise TypeError(f"history[{key!r}] must be a list with one entry per epoch, "
+                            f"got {type(values).__name__}")
     if title is not None:
         check_type("title", title, str)
     if (isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) != 2

@@ -172,6 +172,8 @@ def draw_unrolled_rnn(steps: int = 3, *, state: str = "h", output: str | None = 
 def plot_digit_rows(image, label: int | None = None) -> Figure:
     """A 28x28 digit, and the same digit as the sequence an RNN reads: one row per step."""
     image = as_numpy("image", image, dim=2)
+    if label is not None:
+        check_int("label", label, minimum=0, maximum=9)
     n_steps, n_features = image.shape
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 2.2]}

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import json
 import math
+import numbers
 import platform
 import statistics
 from pathlib import Path
@@ -40,6 +41,17 @@ def _check_name(name: Any) -> str:
     return name
 
 
+def _check_sources(sources: Any) -> None:
+    """A non-empty list of str: repository paths and dotted names."""
+    if isinstance(sources, str) or not isinstance(sources, Sequence):
+        raise TypeError(f"sources must be a list of str, got {type(sources).__name__}")
+    if not sources:
+        raise ValueError("sources must name at least one file or object, got an empty list")
+    odd = [s for s in sources if not isinstance(s, str) or not s]
+    if odd:
+        raise TypeError(f"sources must hold non-empty str only, got {odd[0]!r}")
+
+
 def _object(dotted: str) -> Any:
     """The object a dotted name such as ``book_utils.lstm_gates.adding_run`` points to."""
     parts = dotted.split(".")
@@ -53,7 +65,7 @@ def _object(dotted: str) -> Any:
                 raise ValueError(f"source {dotted!r} names nothing: {attribute!r} not found")
             obj = getattr(obj, attribute)
         return obj
-    raise ValueError(f"source {dotted!r} names no importable module")
+    raise ValueError(f"source must name a file or an importable object, got {dotted!r}")
 
 
 def source_text(source: str) -> str:
@@ -65,6 +77,8 @@ def source_text(source: str) -> str:
     any other object, such as a recipe dict, contributes its sorted JSON or its ``repr``.
     """
     check_type("source", source, str)
+    if not source or source.startswith(".") or ".." in source.split("/"):
+        raise ValueError(f"source must be a repository path or a dotted name, got {source!r}")
     if "/" in source:
         path = ROOT / source
         if not path.is_file():
@@ -82,10 +96,7 @@ def source_text(source: str) -> str:
 
 def fingerprint(sources: Sequence[str]) -> str:
     """A SHA-256 over the texts of ``sources`` (see :func:`source_text`), in the order given."""
-    if isinstance(sources, str) or not isinstance(sources, Sequence):
-        raise TypeError(f"sources must be a list of str, got {type(sources).__name__}")
-    if not sources:
-        raise ValueError("sources must name at least one file or object, got an empty list")
+    _check_sources(sources)
     digest = hashlib.sha256()
     for source in sources:
         digest.update(source.encode() + b"\0" + source_text(source).encode() + b"\0")
@@ -100,14 +111,18 @@ def save(name: str, rows: list[dict], *, sources: Sequence[str], command: str,
     failing fingerprint test. Every value must be JSON-serialisable and every float finite.
     """
     _check_name(name)
+    _check_sources(sources)
     check_type("command", command, str)
     check_type("notes", notes, str)
+    check_type("seed_key", seed_key, str)
     check_type("rows", rows, list)
     if not rows or not all(isinstance(row, dict) for row in rows):
-        raise ValueError("rows must be a non-empty list of dicts, one per run")
+        got = next((type(row).__name__ for row in rows if not isinstance(row, dict)), "[]")
+        raise ValueError(f"rows must be a non-empty list of dicts, one per run, got {got}")
     missing = [i for i, row in enumerate(rows) if seed_key not in row]
     if missing:
-        raise ValueError(f"every row needs a {seed_key!r} entry; rows {missing[:5]} have none")
+        raise ValueError(f"every row needs a seed_key={seed_key!r} entry, got rows {missing[:5]} "
+                         "without one")
     for row in rows:
         for key, value in row.items():
             if isinstance(value, float) and not math.isfinite(value):
@@ -142,6 +157,9 @@ def load(name: str) -> dict:
 def is_current(record: dict) -> bool:
     """Whether the code named in ``record['sources']`` is still the code that wrote it."""
     check_type("record", record, dict)
+    if not isinstance(record.get("fingerprint"), str) or "sources" not in record:
+        raise ValueError(f"record must be what load() returns, with 'sources' and "
+                         f"'fingerprint', got keys {sorted(map(str, record))}")
     return fingerprint(record["sources"]) == record["fingerprint"]
 
 
@@ -153,6 +171,24 @@ def summarize(rows: Iterable[dict], by: Sequence[str], value: str) -> list[dict]
     """
     if isinstance(by, str):
         by = [by]
+    if not isinstance(by, Sequence) or not all(isinstance(key, str) for key in by):
+        raise TypeError(f"by must be a str or a list of str, got {by!r}")
+    check_type("value", value, str)
+    if isinstance(rows, (str, dict)) or not isinstance(rows, Iterable):
+        raise TypeError(f"rows must be a list of dicts, got {type(rows).__name__}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must hold at least one run, got none")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TypeError(f"rows must hold dicts, got {type(row).__name__} at {i}")
+        missing = [key for key in (*by, value) if key not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] must have the keys by={list(by)} and value={value!r}, "
+                             f"got keys {sorted(row)}")
+        if isinstance(row[value], bool) or not isinstance(row[value], numbers.Real):
+            raise TypeError(f"rows[{i}][{value!r}] must be a number, got "
+                            f"{type(row[value]).__name__}")
     groups: dict[tuple, list[float]] = {}
     for row in rows:
         groups.setdefault(tuple(row[key] for key in by), []).append(float(row[value]))

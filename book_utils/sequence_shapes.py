@@ -236,6 +236,8 @@ class LinearForecaster(nn.Module):
     def fit(self, series: torch.Tensor) -> "LinearForecaster":
         """Least squares over every window of every series that has ``horizon`` values after it."""
         _check_series("series", series, self.window + self.horizon)
+        if series.dtype not in (torch.float32, torch.float64):  # torch's solver has no float16
+            raise TypeError(f"series must be float32 or float64, got {series.dtype}")
         features = self._features(series[:, : -self.horizon]).reshape(-1, self.window + 1)
         targets = series[:, self.window :].unfold(1, self.horizon, 1).reshape(-1, self.horizon)
         # Normal equations: (F^T F + ridge I) W = F^T Y.
@@ -314,8 +316,16 @@ def last_step_accuracy(logits: torch.Tensor, lengths: torch.Tensor, labels: torc
     check_tensor("labels", labels, dim=1, integer=True, layout="(batch,)")
     if len(labels) != len(logits):
         raise ValueError(f"labels must hold one label per sequence ({len(logits)}), got {len(labels)}")
-    predicted = last_valid_step(logits, lengths).argmax(dim=1)
-    return (predicted == labels.to(predicted.device)).float().mean().item()
+    check_lengths(lengths, logits.shape[0], logits.shape[1])
+    classes = logits.shape[2]
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"labels must be class indices in [0, {classes - 1}], got values from "
+                         f"{labels.min().item()} to {labels.max().item()}")
+    scores = last_valid_step(logits, lengths)   # the steps past each length are never read
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("logits must hold finite scores at each sequence's last valid step, "
+                         "got NaN or inf: a diverged model scores nothing")
+    return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean().item()
 
 
 class CroppedBatches:
@@ -432,6 +442,9 @@ def _check_reversal_pairs_by_length(
     if isinstance(exclude, str) or not isinstance(exclude, Iterable):
         raise TypeError(f"exclude must be a collection of strings (a list or set), "
                         f"got {type(exclude).__name__}")
+    odd = [s for s in exclude if not isinstance(s, str)]
+    if odd:
+        raise TypeError(f"exclude must hold strings only, got {type(odd[0]).__name__}")
     check_int("seed", seed, minimum=0)
 
 
@@ -447,7 +460,7 @@ def reversal_pairs_by_length(
     ``(sources, targets)`` ordered by length.
     """
     excluded = set(exclude)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
     sources: list[str] = []
     for length in range(min_length, max_length + 1):
         taken = {text for text in excluded if len(text) == length}

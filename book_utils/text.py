@@ -17,6 +17,7 @@ Colab, with no download. Its exact content follows the Python version, so
 from __future__ import annotations
 
 import math
+import numbers
 import platform
 from collections import Counter
 from dataclasses import dataclass
@@ -96,6 +97,10 @@ class Corpus:
         for name in ("train", "validation", "test", "source"):
             check_type(name, getattr(self, name), str)
         check_type("dropped", self.dropped, dict)
+        odd = [(ch, n) for ch, n in self.dropped.items() if not isinstance(ch, str)
+               or isinstance(n, bool) or not isinstance(n, int)]
+        if odd:
+            raise TypeError(f"dropped must map characters to counts, got {odd[0]!r}")
 
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(getattr(self, name)):,}"
@@ -165,6 +170,8 @@ def streams(ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Ten
     Both are (batch_size, n) with n = (len(ids) - 1) // batch_size; the tail is dropped.
     """
     check_tensor("ids", ids, dim=1, integer=True, layout="(length,)")
+    if ids.numel() and ids.min() < 0:
+        raise ValueError(f"ids must be character ids >= 0, got {ids.min().item()}")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     if len(ids) - 1 < batch_size:
         raise ValueError(f"ids must hold more than batch_size ({batch_size}) ids to make "
@@ -208,6 +215,10 @@ def _check_discount_table(name: str, counts: dict) -> None:
     check_type(name, counts, dict)
     if not counts:
         raise ValueError(f"{name} must hold at least one n-gram count, got an empty dict")
+    odd = [v for v in counts.values()
+           if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
+    if odd:
+        raise TypeError(f"{name} must map n-grams to counts (ints >= 1), got {odd[0]!r}")
 
 
 def kneser_ney_discounts(counts: dict[str, int]) -> tuple[float, float, float]:

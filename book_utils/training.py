@@ -18,6 +18,7 @@ targets (batch, time) are flattened for the loss, and targets equal to
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import time
@@ -70,27 +71,63 @@ def _check_loader(name: str, loader) -> None:
         raise TypeError(f"{name} must be iterable over (x, y) batches, got {type(loader).__name__}")
 
 
+def _check_optimizer(model: nn.Module, optimizer) -> None:
+    """``optimizer`` updates some of ``model``'s parameters (not another model's)."""
+    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    owned = {id(p) for p in model.parameters()}
+    if not any(id(p) in owned for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("optimizer must hold the model's parameters, got an optimizer built for "
+                         "other parameters (pass model.parameters() to it)")
+
+
+def _check_takes_state(model: nn.Module, state: str) -> None:
+    """With ``state`` set, ``model`` is called as model(x, state): its forward must take a state."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call decides
+        return
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        raise TypeError(f"state={state!r} calls model(x, state) and expects (outputs, state) "
+                        f"back: model must take a state, got a {type(model).__name__} whose "
+                        f"forward{inspect.signature(model.forward)} does not")
+
+
 def _shape_of(value) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(_shape_of(v) for v in value) + ")"
     return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
-def _first_forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state):
-    """:func:`_forward` on the first batch, where a model that cannot read the batches fails.
+def _rows(value) -> list[int]:
+    """The first dimension of every tensor in ``value`` (a tensor or a tuple of them)."""
+    parts = value if isinstance(value, tuple) else (value,)
+    return [len(v) for v in parts if isinstance(v, torch.Tensor) and v.dim() > 0]
 
-    torch's own error (a shape or dtype mismatch deep inside the model or the loss)
-    is re-raised as a ValueError that names ``model`` and the batch it was given.
-    """
-    try:
-        return _forward(model, x, y, loss_fn, state_mode, state)
-    except torch.OutOfMemoryError:
-        raise
-    except RuntimeError as err:
-        raise ValueError(
-            f"model must map the batches' inputs {_shape_of(x)} to outputs that the loss accepts "
-            f"against targets {_shape_of(y)}, got a {type(model).__name__} that fails on the "
-            f"first batch: {err}") from err
+
+def _batch(batch, name: str, k: int) -> tuple:
+    """``batch`` as (x, y): tensors (or tuples of tensors) with one row per example in both."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = (f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list))
+               else type(batch).__name__)
+        raise TypeError(f"{name} must yield (x, y) pairs, got {got} as batch {k}")
+    x, y = batch
+    for part, value in (("x", x), ("y", y)):
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or not all(isinstance(v, torch.Tensor) for v in values):
+            raise TypeError(f"{name} must yield tensors (or tuples of tensors) as {part}, "
+                            f"got {_shape_of(value)} in batch {k}")
+    rows = _rows(x) + _rows(y)
+    if len(set(rows)) > 1:
+        raise ValueError(f"{name} must yield batches whose inputs and targets have one row per "
+                         f"example, got x {_shape_of(x)} and y {_shape_of(y)} in batch {k}")
+    return x, y
+
+
+def _check_loss_fn(loss_fn) -> None:
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(outputs, targets), "
+                        f"got {type(loss_fn).__name__}")
 
 
 def _is_empty(loader) -> bool:
@@ -106,30 +143,59 @@ def _no_examples(name: str) -> ValueError:
                       "counted target, got none")
 
 
-def _forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state):
-    """One forward pass: (loss, outputs, targets, state); flattens per-step class scores."""
-    if state_mode is None:
-        outputs = model(*x) if isinstance(x, tuple) else model(x)
-    else:
-        outputs, state = model(x, state if state_mode == "carry" else None)
-    targets = y
-    if (isinstance(y, torch.Tensor) and not y.is_floating_point() and outputs.dim() == 3
-            and y.dim() == 2):
-        outputs, targets = outputs.flatten(0, 1), y.flatten()
-    _check_labels(outputs, targets, loss_fn)
-    loss = loss_fn(outputs, *targets) if isinstance(targets, tuple) else loss_fn(outputs, targets)
+def _forward(model: nn.Module, x, y, loss_fn: LossFn, state_mode: str | None, state,
+             name: str, k: int):
+    """One forward pass: (loss, outputs, targets, state); flattens per-step class scores.
+
+    torch's own error (a shape or dtype mismatch deep inside the model or the loss) is
+    re-raised as a ValueError that names ``model`` and batch ``k`` of loader ``name``.
+    """
+    try:
+        if state_mode is None:
+            outputs = model(*x) if isinstance(x, tuple) else model(x)
+        else:
+            result = model(x, state if state_mode == "carry" else None)
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise TypeError(f"state={state_mode!r} needs model to return (outputs, state), "
+                                f"got {_shape_of(result)} from a {type(model).__name__}")
+            outputs, state = result
+        if not isinstance(outputs, torch.Tensor):
+            raise TypeError(f"model must return a tensor of outputs, got {_shape_of(outputs)} "
+                            f"from a {type(model).__name__} (a recurrent layer returns "
+                            "(outputs, state): wrap it in models.SequenceClassifier)")
+        targets = y
+        if (isinstance(y, torch.Tensor) and not y.is_floating_point() and outputs.dim() == 3
+                and y.dim() == 2):
+            outputs, targets = outputs.flatten(0, 1), y.flatten()
+        _check_labels(outputs, targets, loss_fn, name, k)
+        loss = (loss_fn(outputs, *targets) if isinstance(targets, tuple)
+                else loss_fn(outputs, targets))
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, IndexError) as err:
+        raise ValueError(
+            f"model must map the inputs {_shape_of(x)} of {name} to outputs that the loss "
+            f"accepts against the targets {_shape_of(y)}, got a {type(model).__name__} that "
+            f"fails on batch {k}: {err}") from err
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise ValueError(f"loss_fn must return a scalar tensor, got {_shape_of(loss)}")
     return loss, outputs, targets, state
 
 
-def _count_correct(outputs: torch.Tensor, targets) -> tuple[int, int] | None:
-    """(correct, counted) for class scores (n, classes) against class indices (n,), else None."""
+def _count_correct(outputs: torch.Tensor, targets) -> tuple[int, int, int] | None:
+    """(correct, counted, not finite) for class scores (n, classes) against class indices (n,).
+
+    A row of scores that holds NaN or inf never counts as correct: a diverged model
+    scores nothing. None when the outputs are no class scores.
+    """
     if not isinstance(targets, torch.Tensor) or targets.is_floating_point():
         return None
     if outputs.dim() != 2 or targets.dim() != 1:
         return None
     counted = targets != IGNORE_INDEX
-    correct = (outputs.argmax(dim=1) == targets) & counted
-    return int(correct.sum()), int(counted.sum())
+    finite = torch.isfinite(outputs).all(dim=1)
+    correct = (outputs.argmax(dim=1) == targets) & counted & finite
+    return int(correct.sum()), int(counted.sum()), int((counted & ~finite).sum())
 
 
 class _Tally:
@@ -138,31 +204,37 @@ class _Tally:
     def __init__(self) -> None:
         self.loss, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
 
-    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets) -> int:
-        """Add one batch; return how many targets it counted (0: all were IGNORE_INDEX)."""
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets) -> tuple[int, int]:
+        """Add one batch; return (targets counted, counted rows whose scores are not finite).
+
+        A batch that counts 0 targets (all IGNORE_INDEX) adds nothing.
+        """
         first = targets[0] if isinstance(targets, tuple) else targets
         score = _count_correct(outputs, targets)
         n = score[1] if score is not None else len(first)
         if n == 0:
-            return 0  # the loss of a batch without targets is 0/0; it carries no information
+            return 0, 0  # the loss of a batch without targets is 0/0; it carries no information
         self.loss += loss.item() * n
         self.seen += n
-        if score is not None:
-            self.correct, self.counted = self.correct + score[0], self.counted + score[1]
-        return n
+        if score is None:
+            return n, 0  # no class scores: a non-finite output shows in the loss
+        self.correct, self.counted = self.correct + score[0], self.counted + score[1]
+        return n, score[2]
 
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.counted if self.counted else None
 
 
-def _check_labels(outputs: torch.Tensor, targets, loss_fn: LossFn) -> None:
+def _check_labels(outputs: torch.Tensor, targets, loss_fn: LossFn, name: str, k: int) -> None:
+    """Class indices within the model's scores (torch would raise an IndexError on them)."""
     if (loss_fn is F.cross_entropy and isinstance(targets, torch.Tensor)
             and not targets.is_floating_point() and targets.numel()):
         valid = targets[targets != IGNORE_INDEX]
         if valid.numel() and (valid.min() < 0 or valid.max() >= outputs.shape[-1]):
-            raise ValueError(f"labels must be class indices in [0, {outputs.shape[-1] - 1}], "
-                             f"got values from {valid.min().item()} to {valid.max().item()}")
+            raise ValueError(f"{name} must yield targets y that are class indices in "
+                             f"[0, {outputs.shape[-1] - 1}] (or IGNORE_INDEX), got labels from "
+                             f"{valid.min().item()} to {valid.max().item()} in batch {k}")
 
 
 def update(
@@ -191,16 +263,23 @@ def update(
     if not loss.requires_grad:
         raise ValueError("loss must be computed from the model's parameters (requires_grad), "
                          "got a tensor without a gradient graph")
-    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    _check_optimizer(model, optimizer)
     if clip_norm is not None:
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     if scheduler is not None:
         check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
+        if scheduler.optimizer is not optimizer:
+            raise ValueError("scheduler must drive optimizer, got a scheduler built for "
+                             "another optimizer")
     check_bool("allow_nonfinite", allow_nonfinite)
     if step is not None:
         check_int("step", step, minimum=0)
     optimizer.zero_grad()
     loss.backward()
+    updated = [p for group in optimizer.param_groups for p in group["params"]]
+    if all(p.grad is None for p in updated):
+        raise ValueError("loss must be computed from the parameters optimizer updates, got a "
+                         "loss that none of them affects (was it computed by another model?)")
     # With max_norm=inf this only measures the norm.
     max_norm = float("inf") if clip_norm is None else clip_norm
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
@@ -226,28 +305,42 @@ def evaluate(
 
     Every example (every counted step, for per-step targets) weighs the same,
     whatever the batch sizes. With ``state="carry"`` the batches are consecutive
-    pieces of streams and the state is carried from one to the next.
+    pieces of streams and the state is carried from one to the next. A model whose
+    scores or loss are NaN or infinite is not scored: ``FloatingPointError``.
     """
     check_type("model", model, nn.Module)
     _check_loader("loader", loader)
+    _check_loss_fn(loss_fn)
     if state is not None:
         check_choice("state", state, STATE_MODES)
+        _check_takes_state(model, state)
     return _evaluate(model, loader, loss_fn, _resolve_device(model, device), state, "loader")
 
 
 def _evaluate(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device,
-              state: str | None, name: str) -> dict[str, float]:
-    """:func:`evaluate` once its arguments are checked; ``name`` is the loader's, for messages."""
+              state: str | None, name: str, allow_nonfinite: bool = False) -> dict[str, float]:
+    """:func:`evaluate` once its arguments are checked; ``name`` is the loader's, for messages.
+
+    Scores or a loss that are not finite raise ``FloatingPointError``: a diverged model
+    is not scored. With ``allow_nonfinite`` (fit's, for an explosion shown on purpose)
+    the loss is kept as it is and such rows count as wrong.
+    """
     was_training = model.training
     model.eval()
     tally, carried = _Tally(), None
     try:
         with torch.no_grad():
-            for k, (x, y) in enumerate(loader):
+            for k, batch in enumerate(loader):
+                x, y = _batch(batch, name, k)
                 x, y = _to(x, device), _to(y, device)
-                forward = _first_forward if k == 0 else _forward
-                loss, outputs, targets, carried = forward(model, x, y, loss_fn, state, carried)
-                tally.add(loss, outputs, targets)
+                loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried,
+                                                           name, k)
+                counted, bad = tally.add(loss, outputs, targets)
+                if counted and not allow_nonfinite and (bad or not math.isfinite(loss.item())):
+                    raise FloatingPointError(
+                        f"model gives scores or a loss that are not finite (NaN or inf) on batch "
+                        f"{k} of {name}: a diverged model cannot be scored; check the inputs "
+                        "for NaN or inf, or train again with a lower learning rate")
     finally:
         model.train(was_training)
     if tally.seen == 0:
@@ -289,14 +382,16 @@ def fit(
     ``clip_norm`` rescales the gradients whenever their global norm exceeds it.
     ``scheduler`` is stepped after every update. A loss or gradient norm that is
     not finite stops training with the step number, unless ``allow_nonfinite``
-    (for a chapter that shows an explosion on purpose). With ``verbose`` one plain
+    (for a chapter that shows an explosion on purpose: scores that are NaN or
+    infinite then count as wrong, never as right). With ``verbose`` one plain
     line is printed for the first epoch, the last, and evenly between them: at most
     :data:`LOG_LINES` lines, so a long run stays readable in a notebook. The model's
     train/eval mode is restored at the end.
     """
     check_type("model", model, nn.Module)
     _check_loader("batches", batches)
-    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    _check_optimizer(model, optimizer)
+    _check_loss_fn(loss_fn)
     if (epochs is None) == (steps is None):
         raise ValueError(f"give exactly one of epochs and steps, got epochs={epochs}, steps={steps}")
     if epochs is not None:
@@ -311,14 +406,14 @@ def fit(
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
     if scheduler is not None:
         check_type("scheduler", scheduler, torch.optim.lr_scheduler.LRScheduler)
+    if scheduler is not None and scheduler.optimizer is not optimizer:
+        raise ValueError("scheduler must drive optimizer, got a scheduler built for another "
+                         "optimizer")
     if state is not None:
         check_choice("state", state, STATE_MODES)
+        _check_takes_state(model, state)
     check_bool("allow_nonfinite", allow_nonfinite)
     check_bool("verbose", verbose)
-    owned = {id(p) for p in model.parameters()}
-    if not any(id(p) in owned for group in optimizer.param_groups for p in group["params"]):
-        raise ValueError("optimizer must hold the model's parameters, got an optimizer built for "
-                         "other parameters (pass model.parameters() to it)")
     device = _resolve_device(model, device)
     model.to(device)
     was_training = model.training
@@ -336,16 +431,17 @@ def fit(
         model.train()
         start = time.perf_counter()
         tally, carried = _Tally(), None
-        for x, y in batches:
+        for k, batch in enumerate(batches):
+            x, y = _batch(batch, "batches", k)
             x, y = _to(x, device), _to(y, device)
-            forward = _first_forward if done == 0 else _forward
-            loss, outputs, targets, carried = forward(model, x, y, loss_fn, state, carried)
+            loss, outputs, targets, carried = _forward(model, x, y, loss_fn, state, carried,
+                                                       "batches", k)
             carried = _detach(carried)  # else the next backward would run into this batch
             done += 1
-            counted = tally.add(loss, outputs, targets)
+            counted, bad = tally.add(loss, outputs, targets)
             # A batch whose targets are all IGNORE_INDEX has loss 0/0 and zero gradients.
             tolerate = allow_nonfinite or not counted
-            if not tolerate and not math.isfinite(loss.item()):
+            if not tolerate and (bad or not math.isfinite(loss.item())):
                 raise FloatingPointError(
                     f"training diverged at step {done}: the loss is {loss.item()}; lower the "
                     "learning rate, clip gradients, or check the data for NaN or inf")
@@ -367,7 +463,8 @@ def fit(
         if tally.accuracy is not None:
             line += f" acc {tally.accuracy:6.2%}"
         if val_loader is not None:
-            val = _evaluate(model, val_loader, loss_fn, device, state, "val_loader")
+            val = _evaluate(model, val_loader, loss_fn, device, state, "val_loader",
+                            allow_nonfinite)
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val.get("accuracy"))
             line += f" | held-out loss {val['loss']:.4f}"
@@ -419,14 +516,13 @@ def make_optimizer(
     ``"onecycle"`` warms up to ``lr`` over the first quarter, then decays.
     """
     check_type("model", model, nn.Module)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model must have trainable parameters to optimise, got a "
+                         f"{type(model).__name__} without any")
     lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
-    if math.isinf(lr):
-        raise ValueError(f"lr must be a finite number, got {lr}")
     total_steps = check_int("total_steps", total_steps, minimum=1)
-    if optimizer not in ("adam", "rmsprop"):
-        raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
-    if schedule not in ("cosine", "onecycle"):
-        raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {schedule!r}")
+    check_choice("optimizer", optimizer, ("adam", "rmsprop"))
+    check_choice("schedule", schedule, ("cosine", "onecycle"))
     make = torch.optim.Adam if optimizer == "adam" else torch.optim.RMSprop
     opt = make(model.parameters(), lr=lr)
     if schedule == "cosine":
@@ -474,6 +570,10 @@ def _check_masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> None:
     check_tensor("values", values, dim=(2, 3, 4), floating=True, layout="(batch, time, ...)",
                  nonempty=True)
     check_lengths(lengths, values.shape[0], values.shape[1], of="values")
+    valid = length_mask(lengths, values.shape[1]).to(values.device)
+    if not bool(torch.isfinite(values[valid]).all()):
+        raise ValueError("values must hold finite numbers at the valid steps (padding may hold "
+                         "anything), got NaN or inf")
 
 
 @checked_by(_check_masked_mean)
@@ -481,30 +581,43 @@ def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The mean of ``values`` (batch, time, ...) over the valid steps only.
 
     Every valid step of every sequence weighs the same, so a long sequence
-    counts for more than a short one, and padding counts for nothing.
+    counts for more than a short one. The padding is never read, so whatever
+    it holds, even NaN, counts for nothing.
     """
-    mask = length_mask(lengths, values.shape[1])
-    mask = mask.to(values.device).view(*mask.shape, *([1] * (values.dim() - 2)))
-    per_element = values.new_tensor(values[0, 0].numel())
-    return (values * mask).sum() / (mask.sum() * per_element)
+    valid = length_mask(lengths, values.shape[1]).to(values.device)   # (batch, time)
+    return values[valid].mean()                                        # the valid steps alone
 
 
+def _check_masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
+) -> None:
+    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)",
+                 nonempty=True)
+    check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
+    if targets.shape != logits.shape[:2]:
+        raise ValueError(f"targets must have shape (batch, time) = {tuple(logits.shape[:2])}, "
+                         f"got {tuple(targets.shape)}")
+    check_lengths(lengths, logits.shape[0], logits.shape[1], of="logits")
+    valid = length_mask(lengths, logits.shape[1]).to(logits.device)
+    scores, labels = logits[valid], targets.to(logits.device)[valid]
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("logits must hold finite scores at the valid steps (padding may hold "
+                         "anything), got NaN or inf")
+    classes = logits.shape[2]
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"targets must hold class indices in [0, {classes - 1}] at the valid "
+                         f"steps, got values from {labels.min().item()} to {labels.max().item()}")
+
+
+@checked_by(_check_masked_cross_entropy)
 def masked_cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
 ) -> torch.Tensor:
     """Cross-entropy averaged over the valid steps of a per-step classifier.
 
     ``logits`` is (batch, time, classes) and ``targets`` (batch, time) holds a
-    class index at each step; whatever ``targets`` holds past a sequence's
-    length is ignored.
+    class index at each step; whatever ``logits`` and ``targets`` hold past a
+    sequence's length is never read.
     """
-    check_tensor("logits", logits, dim=3, floating=True, layout="(batch, time, classes)",
-                 nonempty=True)
-    check_tensor("targets", targets, dim=2, integer=True, layout="(batch, time)")
-    if targets.shape != logits.shape[:2]:
-        raise ValueError(
-            f"targets must have shape (batch, time) = {tuple(logits.shape[:2])}, got {tuple(targets.shape)}"
-        )
-    check_lengths(lengths, logits.shape[0], logits.shape[1], of="logits")
-    per_step = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    return masked_mean(per_step, lengths)
+    valid = length_mask(lengths, logits.shape[1]).to(logits.device)   # (batch, time)
+    return F.cross_entropy(logits[valid], targets.to(logits.device)[valid])

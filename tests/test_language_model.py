@@ -18,6 +18,8 @@ from book_utils import text, training  # noqa: E402
 
 VOCAB = text.CharVocabulary("\n abcdef\"()")
 TRAIN = "abc abd (ace) \"bad\"\nfade cab\n" * 20
+RUN = {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]}
+SEEDS = {"a": [([2, 4], [2.1, 1.8]), ([2, 4], [2.0, 1.7])]}
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +319,7 @@ def test_train_recipe_takes_a_longer_budget(monkeypatch):
     (lambda: tiny_lm()(torch.full((1, 2), 99)), ValueError, "ids in [0, 10]"),
     (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [], steps=1, lr=0.1), ValueError, "at least one (x, y) window"),
-    (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
+    (lambda: lm.train_for_steps(tiny_lm(), [(torch.zeros(1, 2, dtype=torch.long),) * 2], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=2.5, lr=0.1), TypeError, "steps must be an int"),
     (lambda: lm.train_for_steps(tiny_lm(), [(1, 2)], steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
@@ -340,7 +342,7 @@ def test_train_recipe_takes_a_longer_budget(monkeypatch):
      "order must be at most max_order (2), got 3"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 3, seed=-2), ValueError,
      "seed must be >= 0"),
-    (lambda: lm.plot_learning_curves({}, {}, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
     (lambda: lm.held_out_bits(tiny_lm(), [torch.zeros(2, 3, dtype=torch.long)]), TypeError,
      "windows[0] must be an (x, y) pair of id tensors, got Tensor"),
     (lambda: lm.held_out_bits(tiny_lm(), [(torch.zeros(2, 3), torch.zeros(2, 3))]), TypeError,
@@ -403,11 +405,11 @@ def test_train_recipe_takes_a_longer_budget(monkeypatch):
     (lambda: lm.cell_states(tiny_lm(), "abc", "ab"), TypeError, "vocab must be CharVocabulary"),
     (lambda: lm.train_recipe("LSTM", 11, [(1, 2)], lr=0.1, seed=0, steps=0), ValueError,
      "steps must be >= 1, got 0"),
-    (lambda: lm.plot_learning_curves({}, {"a": []}, baseline=1.0, panels={"p": ("b",)}),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, panels={"p": ("b",)}),
      ValueError, "panels must map titles to model names of seeds ['a']"),
-    (lambda: lm.plot_learning_curves({}, {}, baseline=1.0, panels=[]), TypeError,
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, panels=[]), TypeError,
      "panels must be dict, got list"),
-    (lambda: lm.plot_learning_curves({}, {}, baseline=1.0, smooth=0), ValueError,
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, smooth=0), ValueError,
      "smooth must be >= 1, got 0"),
 ])
 def test_errors_name_what_was_expected(call, error, message):

@@ -157,11 +157,11 @@ def test_training_errors():
         training.evaluate(model, [])
     with pytest.raises(TypeError, match="device must be str or device, got int"):
         training.evaluate(model, loader, device=0)
-    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'rmsprop', got 'sgd'"):
+    with pytest.raises(ValueError, match=r"optimizer must be one of \('adam', 'rmsprop'\), got 'sgd'"):
         training.train_classifier(model, loader, epochs=1, lr=0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="lr must be > 0.0, got -1.0"):
         training.train_classifier(model, loader, epochs=1, lr=-1.0)
-    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'onecycle', got 'step'"):
+    with pytest.raises(ValueError, match=r"schedule must be one of \('cosine', 'onecycle'\), got 'step'"):
         training.train_classifier(model, loader, epochs=1, lr=0.1, schedule="step")
     with pytest.raises(TypeError, match=r"train_loader must have a length \(a DataLoader\), got generator"):
         training.train_classifier(model, (b for b in loader), epochs=1, lr=0.1)
@@ -280,7 +280,8 @@ def test_fit_refuses_an_optimizer_of_another_model_bad_devices_and_labels():
         with pytest.raises(ValueError, match="no CUDA device is available"):
             training.fit(model, loader, epochs=1, optimizer=optimizer, device="cuda")
     bad = [(torch.randn(4, 5, 3), torch.tensor([0, 1, 2, 1]))]
-    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 1\], got values from 0 to 2"):
+    with pytest.raises(ValueError, match=r"batches must yield targets y that are class indices in "
+                       r"\[0, 1\] \(or IGNORE_INDEX\), got labels from 0 to 2 in batch 0"):
         training.fit(model, bad, epochs=1, optimizer=optimizer, verbose=False)
     with pytest.raises(ValueError, match="lr must be a finite number, got inf"):
         training.make_optimizer(model, lr=float("inf"), total_steps=10)
@@ -411,11 +412,11 @@ def test_update_checks_step_and_flags():
 def test_a_model_that_cannot_read_the_batches_is_named():
     loader = [(torch.randn(4, 5, 3), torch.arange(4) % 2)]
     wrong = nn.Linear(3, 3)
-    with pytest.raises(ValueError, match=r"model must map the batches' inputs \(4, 5, 3\) .* "
-                                         r"targets \(4,\), got a Linear that fails on the first batch"):
+    with pytest.raises(ValueError, match=r"model must map the inputs \(4, 5, 3\) of loader .* "
+                                         r"targets \(4,\), got a Linear that fails on batch 0"):
         training.evaluate(wrong, loader)
     assert wrong.training  # the mode is restored after the failure
-    with pytest.raises(ValueError, match="got a Linear that fails on the first batch"):
+    with pytest.raises(ValueError, match="of batches .* got a Linear that fails on batch 0"):
         training.fit(wrong, loader, epochs=1, optimizer=torch.optim.SGD(wrong.parameters(), lr=0.1),
                      verbose=False)
     with pytest.raises(TypeError, match="model must be Module, got NoneType"):
