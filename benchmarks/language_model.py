@@ -26,8 +26,9 @@
     4. long: the LSTM at its rate for LONG_STEPS updates instead of RECIPE["steps"], SEEDS,
        scored like the compare runs.
     5. ngram (deterministic, "seed" None): modified Kneser-Ney (text.KneserNey) at every
-       order up to NGRAM_ORDER on the validation and test texts, with the number of counts
-       it stores, its counts of counts and its discounts; absolute discounting
+       order up to NGRAM_ORDER on the validation and test texts (in all, and split into
+       copied and other characters like the networks), with the number of counts it
+       stores, its counts of counts and its discounts; absolute discounting
        (language_model.NGramModel) at every order up to ABSOLUTE_ORDER with its discount
        chosen from DISCOUNT_GRID on validation at that order.
 (b) speed: median milliseconds per update of each model, measured here (one thread).
@@ -64,6 +65,7 @@ SOURCES = [
     "book_utils.language_model.text_features", "book_utils.language_model.hidden_states",
     "book_utils.language_model.cell_states", "book_utils.language_model.pearson",
     "book_utils.language_model.NGramModel", "book_utils.language_model.interpolated_prob",
+    "book_utils.language_model.ngram_char_bits",
     "book_utils.training.fit", "book_utils.training.evaluate", "book_utils.training.make_optimizer",
     "book_utils.text.load_corpus", "book_utils.text.stream_batches", "book_utils.text.KneserNey",
     "book_utils.text.kneser_ney_prob", "book_utils.text.kneser_ney_discounts",
@@ -224,6 +226,19 @@ def long(data: Data, lr: float) -> list[dict]:
     return rows
 
 
+def ngram_scores(data: Data, kn: text.KneserNey, order: int) -> dict:
+    """Kneser-Ney's bpc on the validation and test texts, read from their first character; and
+    on the characters the networks score (ids[1], ids[2], ...), split as in held_out_scores."""
+    row = {}
+    for name, copied in data.copied.items():
+        bits = lm.ngram_char_bits(kn, getattr(data.corpus, name), order)
+        row[f"{name} bpc"] = bits.mean().item()
+        scored = bits[1:len(copied) + 1]
+        row[f"{name} bpc, copied"] = scored[copied].mean().item()
+        row[f"{name} bpc, not copied"] = scored[~copied].mean().item()
+    return row
+
+
 def ngram(data: Data, kn_order: int = NGRAM_ORDER, absolute_order: int = ABSOLUTE_ORDER) -> list[dict]:
     """Kneser-Ney at every order up to ``kn_order``; absolute discounting up to ``absolute_order``."""
     corpus, rows = data.corpus, []
@@ -236,8 +251,7 @@ def ngram(data: Data, kn_order: int = NGRAM_ORDER, absolute_order: int = ABSOLUT
         rows.append({"part": "ngram", "model": "Kneser-Ney", "seed": None, "order": k,
                      "counts stored": stored,
                      "n1-n4": [of_counts[j] for j in range(1, 5)], "D1, D2, D3+": list(top.discounts),
-                     "validation bpc": kn.bits_per_char(corpus.validation, k),
-                     "test bpc": kn.bits_per_char(corpus.test, k)})
+                     **ngram_scores(data, kn, k)})
         print(f"  Kneser-Ney order {k}: validation {rows[-1]['validation bpc']:.4f}, "
               f"{stored:,} counts", flush=True)
     del kn
