@@ -465,8 +465,11 @@ def test_chosen_rates_and_dropout_are_the_benchmark_search_choices():
         assert grid <= set(runs), name                                   # the whole grid was tried
         coarse = min(grid, key=runs.get)
         refined = {float(f"{coarse * f:.3g}") for f in (1 / lm.LR_REFINE, lm.LR_REFINE)}
-        assert set(runs) == grid | refined, name                         # and its best's neighbours
-        assert lm.LEARNING_RATES[name] == min(runs, key=runs.get), name
+        # The dropout search also ran the stack's own rate, which may lie off the grid.
+        extra = {lm.LEARNING_RATES["LSTM, 2 layers"]} if "dropout" in name else set()
+        assert set(runs) - extra == (grid | refined) - extra, name        # and its best's neighbours
+        tried = grid | refined
+        assert lm.LEARNING_RATES[name] == min(tried, key=runs.get), name
     for part in ("compare", "reset", "long"):
         runs = [r for r in rows if r["part"] == part]
         assert {r["seed"] for r in runs} == set(lm.SEEDS) and lm.SEARCH_SEED not in lm.SEEDS, part
