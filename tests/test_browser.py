@@ -1,11 +1,16 @@
 """The website as readers meet it: built, served on localhost, and opened in headless Chromium.
 
-The module builds the book once (``jupyter-book build . -W --keep-going``, reusing the
-execution cache in ``_build/.jupyter_cache``), serves ``_build/html`` on 127.0.0.1 and
-opens every page of the table of contents, plus the search page, in Debian's Chromium
-driven by Playwright. Requests to any other host are blocked and reported, so the
+The built book comes from the ``built_book`` fixture (tests/conftest.py): under
+scripts/run_tests.sh, the copy whose chapters nbmake executed, built once from their stored
+outputs; otherwise the repository, built in place. The module serves its ``_build/html`` on
+127.0.0.1 and opens every page of the table of contents, plus the search page, in Debian's
+Chromium driven by Playwright. Requests to any other host are blocked and reported, so the
 pages must render with no network. A screenshot of each page goes to
-``test-artifacts/screenshots/``.
+``test-artifacts/screenshots/``. Every folded cell and every written answer must be closed
+when a page loads and open on click, and the download menu offers the whole book as a PDF.
+
+The notebooks the build saved (``_build/jupyter_execute``, what a reader downloads) are read
+too: no code cell's output holds more than 12 lines, and no epoch-log line is stored twice.
 
 Chromium is never downloaded: the test uses ``/usr/bin/chromium`` (``apt-get install
 chromium``). Without it the browser tests are skipped, or fail when ``CI`` is set.
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -31,7 +37,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -45,13 +50,16 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
 ]
 COLAB = "https://colab.research.google.com"
+PDF_NAME = "rnn-book.pdf"
+MAX_OUTPUT_LINES = 12
+EPOCH_LINE = re.compile(r"^\s*epoch\s+\d+")
 SEARCH_TERM = "recurrent"
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"].rstrip("/")
 
 STATS = {"pages": 0, "pages_with_problems": 0, "images": 0, "display_equations": 0, "inline_equations": 0,
-         "solutions": 0}
+         "solutions": 0, "answers": 0}
 TIMES: dict[str, float] = {}
 
 
@@ -98,22 +106,14 @@ def no_chromium(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def build() -> dict:
-    """Build the book in place, as scripts/build_book.sh does; returns its exit code and log."""
-    start = TIMES["start"] = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-           "build", str(ROOT), "--all", "-W", "--keep-going"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    TIMES["build"] = time.perf_counter() - start
-    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # drop terminal colours
-    if not all((HTML / f"{page}.html").exists() for page in PAGES):
-        pytest.fail(f"the book build produced no HTML for every page; last lines of the log:\n{log[-4000:]}")
-    return {"returncode": proc.returncode, "log": log}
+def site_dir(built_book: Path) -> Path:
+    """The built website's folder."""
+    TIMES["start"] = time.perf_counter()
+    return built_book / "_build" / "html"
 
 
 @pytest.fixture(scope="module")
-def site(build) -> str:
+def site(site_dir: Path) -> str:
     """Base URL of _build/html served by a thread on 127.0.0.1."""
 
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -121,7 +121,7 @@ def site(build) -> str:
             pass
 
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML))
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site_dir))
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -224,6 +224,15 @@ async () => {
     title: (article.querySelector('h1') || {textContent: ''}).textContent.trim(),
     crowdedOutputs: [...article.querySelectorAll('.cell_output')]
       .filter((o) => o.querySelectorAll('img').length > 1).length,
+    answers: [...article.querySelectorAll('details.answer')].map((d) => ({
+      open: d.open,
+      statements: [...d.querySelectorAll('strong')].map((s) => s.textContent.trim())
+        .filter((t) => /^Exercise \d+\b/.test(t)),
+      summary: (d.querySelector(':scope > summary') || {textContent: ''}).textContent.trim(),
+      visible: [...d.children].some((c) => c.tagName !== 'SUMMARY' && c.checkVisibility()),
+    })),
+    pdf: [...document.querySelectorAll('a')].filter((a) => a.href.split('#')[0].endsWith('/__PDF__'))
+      .map((a) => a.href),
     solutions: [...article.querySelectorAll('.cell.tag_hide-input')].map((cell) => {
       const details = cell.querySelector('details');
       const input = cell.querySelector('.cell_input');
@@ -232,7 +241,7 @@ async () => {
     }),
   };
 }
-"""
+""".replace("__PDF__", PDF_NAME)
 
 
 def screenshot(browser: Browser, page: str) -> None:
@@ -263,6 +272,27 @@ def problems_common(info: dict, browser: Browser) -> list[str]:
     return problems
 
 
+def answer_problems(info: dict, browser: Browser) -> list[str]:
+    """Every written answer (<details class="answer">) is closed on load and opens on click."""
+    problems = []
+    for i, answer in enumerate(info["answers"]):
+        if answer["open"] or answer["visible"]:
+            problems.append(f"written answer {i + 1} is open when the page loads")
+        if answer["statements"]:
+            problems.append(f"written answer {i + 1} folds away the statement of {answer['statements']}: "
+                            "a statement goes after </details>, where readers see it")
+        if answer["summary"] != "Answer":
+            problems.append(f"written answer {i + 1} is labelled {answer['summary']!r}, not 'Answer'")
+    answers = browser.page.locator("article details.answer")
+    for i in range(answers.count()):
+        answers.nth(i).locator(":scope > summary").click()
+        opened = answers.nth(i).evaluate(
+            "d => d.open && [...d.children].some((c) => c.tagName !== 'SUMMARY' && c.checkVisibility())")
+        if not opened:
+            problems.append(f"written answer {i + 1} does not open on click")
+    return problems
+
+
 def count(info: dict, problems: list[str]) -> None:
     """Add a checked page to the summary (images, equations and solutions seen on it)."""
     STATS["pages"] += 1
@@ -271,18 +301,23 @@ def count(info: dict, problems: list[str]) -> None:
     STATS["display_equations"] += len(info["display"])
     STATS["inline_equations"] += len(info["inline"])
     STATS["solutions"] += len(info["solutions"])
+    STATS["answers"] += len(info["answers"])
 
 
 # ---------------------------------------------------------------- tests
 
 
-def test_book_builds_without_warnings(build) -> None:
+@pytest.mark.parametrize("builder", ["html", "singlehtml"])
+def test_book_builds_without_warnings(built_book: Path, builder: str) -> None:
+    """scripts/book.py keeps each build's log; a -W build that warned would not have finished."""
+    log_file = built_book / "_build" / f"{builder}.log"
+    assert log_file.exists(), f"no log of the {builder} build in {log_file}"
+    log = log_file.read_text()
     flagged = re.compile(r"(WARNING|ERROR|CRITICAL):|Error\b")
-    problems = [line for line in build["log"].splitlines() if flagged.search(line)]
-    assert build["returncode"] == 0, (
-        "jupyter-book build --all -W failed (a warning or a failing cell):\n"
-        + "\n".join(problems[:30] or build["log"].splitlines()[-40:])
-    )
+    problems = [line for line in log.splitlines() if flagged.search(line)]
+    assert "build succeeded" in log and not problems, (
+        f"the {builder} build failed or warned (a warning or a failing cell):\n"
+        + "\n".join(problems[:30] or log.splitlines()[-40:]))
 
 
 class _Resources(html.parser.HTMLParser):
@@ -310,19 +345,100 @@ def is_external(url: str) -> bool:
     return bool(re.match(r"^(https?:)?//", url.strip(), re.I))
 
 
-def test_no_page_loads_anything_from_another_host(build) -> None:
+def test_no_page_loads_anything_from_another_host(site_dir: Path) -> None:
     """Scripts, styles, fonts and images all come from the built site: no CDN."""
     offenders = []
-    for path in sorted(HTML.rglob("*.html")):
+    for path in sorted(site_dir.rglob("*.html")):
         parser = _Resources()
         parser.feed(path.read_text(encoding="utf-8"))
-        offenders += [f"{path.relative_to(HTML)}: {u}" for u in parser.urls if is_external(u)]
+        offenders += [f"{path.relative_to(site_dir)}: {u}" for u in parser.urls if is_external(u)]
     css_url = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^'")\s]+)""", re.I)
-    for path in sorted((HTML / "_static").rglob("*.css")):
-        offenders += [f"{path.relative_to(HTML)}: {u}" for u in css_url.findall(path.read_text(errors="replace"))]
+    for path in sorted((site_dir / "_static").rglob("*.css")):
+        offenders += [f"{path.relative_to(site_dir)}: {u}"
+                      for u in css_url.findall(path.read_text(errors="replace"))]
     assert not offenders, "the site loads resources from other hosts:\n" + "\n".join(offenders)
-    mathjax = HTML / "_static" / "mathjax" / "tex-chtml.js"
+    mathjax = site_dir / "_static" / "mathjax" / "tex-chtml.js"
     assert mathjax.exists(), f"MathJax is not served by the site: {mathjax} is missing"
+
+
+def test_the_site_serves_the_book_pdf(site: str, site_dir: Path) -> None:
+    """The file the download menu links is the PDF that scripts/book.py printed."""
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with no_proxy.open(urljoin(site, PDF_NAME), timeout=30) as response:
+        body = response.read()
+        kind = response.headers.get("Content-Type", "")
+    assert kind == "application/pdf" and body.startswith(b"%PDF-"), f"{PDF_NAME} is served as {kind!r}"
+    assert body == (site_dir.parent / "pdf" / PDF_NAME).read_bytes(), "the site serves another PDF than _build/pdf's"
+
+
+# ---------------------------------------------------------------- the notebooks the build saved
+
+
+def saved_notebooks(built_book: Path) -> list[Path]:
+    folder = built_book / "_build" / "jupyter_execute"
+    saved = [folder / f"{page}.ipynb" for page in PAGES if notebook(page) is not None]
+    missing = [str(p) for p in saved if not p.exists()]
+    assert not missing, f"the build saved no executed notebook for {missing}"
+    return saved
+
+
+def shown_lines(cell: nbformat.NotebookNode) -> list[str]:
+    """The lines a reader sees under a code cell: printed lines, and a table's rows (its header
+    row too) where the output is HTML; figures and glued values (display=False) aside."""
+    lines: list[str] = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            lines += output.text.splitlines()
+        elif output.output_type == "error":
+            lines += output.traceback
+        elif "scrapbook" in output.get("metadata", {}) or any(k.startswith("image/") for k in output.data):
+            continue
+        elif "text/html" in output.data:
+            lines += re.findall(r"<tr\b[^>]*>", output.data["text/html"])
+        else:
+            lines += output.data.get("text/plain", "").splitlines()
+    return lines
+
+
+def test_saved_notebooks_keep_outputs_short_and_once(built_book: Path) -> None:
+    problems = []
+    for path in saved_notebooks(built_book):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            lines = shown_lines(cell)
+            if len(lines) > MAX_OUTPUT_LINES:
+                problems.append(f"{path.name} cell {i}: {len(lines)} output lines (at most {MAX_OUTPUT_LINES}): "
+                                f"{lines[0][:60]!r} ...")
+            epochs = [line for line in lines if EPOCH_LINE.match(line)]
+            twice = sorted({line for line in epochs if epochs.count(line) > 1})
+            if twice:
+                problems.append(f"{path.name} cell {i}: epoch lines stored twice: {twice[:2]}")
+    assert not problems, "the saved notebooks:\n  " + "\n  ".join(problems)
+
+
+def test_saved_notebook_checks_catch_long_and_repeated_outputs() -> None:
+    """The two rules above, on outputs that break them (as MyST-NB's stream merge once did)."""
+    log = "".join(f"epoch {e:>2}  loss 0.{e}\n" for e in range(1, 12))
+    merged = nbformat.v4.new_output("stream", name="stdout", text=log)
+    cell = nbformat.v4.new_code_cell("fit()", outputs=[merged] + [
+        nbformat.v4.new_output("stream", name="stdout", text=line) for line in log.splitlines(True)])
+    lines = shown_lines(cell)
+    assert len(lines) == 22 > MAX_OUTPUT_LINES
+    assert sum(EPOCH_LINE.match(line) is not None for line in lines) == 22
+    glued = nbformat.v4.new_output("display_data", data={"text/plain": "0.9"},
+                                   metadata={"scrapbook": {"name": "acc"}})
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "", "text/plain": "<Figure>"})
+    assert shown_lines(nbformat.v4.new_code_cell("", outputs=[glued, figure])) == []
+    rows = "".join(f"<tr><td>{k}</td></tr>" for k in range(12))
+    table = nbformat.v4.new_output("execute_result", data={"text/html": f"<table><thead><tr><th>k</th></tr></thead>"
+                                                           f"<tbody>{rows}</tbody></table>",
+                                                           "text/plain": "k\n" + "\n".join(map(str, range(12)))})
+    assert len(shown_lines(nbformat.v4.new_code_cell("", outputs=[table]))) == 13
+
+
+# ---------------------------------------------------------------- every page in the browser
 
 
 @pytest.mark.parametrize("index", range(len(PAGES)), ids=PAGES)
@@ -369,13 +485,17 @@ def test_page_in_browser(browser: Browser, site: str, index: int) -> None:
                 problems.append(f"folded cell {i + 1} does not open on click")
             elif i < len(is_solution) and is_solution[i] and "assert" not in source.inner_text():
                 problems.append(f"solution in folded cell {i + 1} shows no assert")
+        problems += answer_problems(info, browser)
+
+    if [u.split("#")[0] for u in info["pdf"]] != [urljoin(site, PDF_NAME)]:
+        problems.append(f"the download menu should offer the book as {urljoin(site, PDF_NAME)}, found {info['pdf']}")
 
     count(info, problems)
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
 
 
-def test_search_finds_chapters(browser: Browser, site: str) -> None:
-    assert (HTML / "searchindex.js").exists(), "the build wrote no searchindex.js"
+def test_search_finds_chapters(browser: Browser, site: str, site_dir: Path) -> None:
+    assert (site_dir / "searchindex.js").exists(), "the build wrote no searchindex.js"
     browser.open(urljoin(site, f"search.html?q={SEARCH_TERM}"))
     results = browser.page.locator("#search-results ul.search li a")
     results.first.wait_for(timeout=20_000)
@@ -397,10 +517,10 @@ def test_summary(browser, capsys) -> None:
     line = (f"browser test: {STATS['pages']} pages checked ({STATS['pages_with_problems']} with problems), "
             f"{STATS['images']} images verified, "
             f"{STATS['display_equations']} display equations and {STATS['inline_equations']} inline "
-            f"equations verified, {STATS['solutions']} solutions toggled; build {TIMES.get('build', 0):.1f} s, "
-            f"browser {time.perf_counter() - TIMES['browser_start']:.1f} s, total {total:.1f} s")
+            f"equations verified, {STATS['solutions']} folded cells and {STATS['answers']} written answers "
+            f"toggled; browser {time.perf_counter() - TIMES['browser_start']:.1f} s, total {total:.1f} s")
     ARTIFACTS.mkdir(exist_ok=True)
-    summary = {**STATS, "build_s": TIMES.get("build", 0), "total_s": total}
+    summary = {**STATS, "total_s": total}
     (ARTIFACTS / "browser-summary.json").write_text(json.dumps(summary, indent=1))
     with capsys.disabled():
         print("\n" + line)

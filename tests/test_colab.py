@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import site as site_module
 import subprocess
 import sys
 import tomllib
@@ -271,8 +272,14 @@ def test_colab_setup_installs_the_pinned_release_offline_and_runs(tmp_path: Path
 
     # A fresh venv that sees this machine's torch, numpy and matplotlib, like Colab's preinstalled ones.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    # Those are the packages of the environment running the tests; `--system-site-packages` alone
+    # would show the base interpreter's, which hold none of them when the tests run in a venv
+    # (the README's commands use .venv).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "_preinstalled.pth").write_text("\n".join(site_module.getsitepackages()) + "\n")
     kernel = tmp_path / "jupyter" / "kernels" / "colab-venv"
     kernel.mkdir(parents=True)
     (kernel / "kernel.json").write_text(json.dumps({

@@ -246,7 +246,7 @@ def test_repository_and_colab_buttons_are_configured() -> None:
 @pytest.mark.parametrize("lead, must_mention", [
     ("**Read it here.**", "website"),
     ("**Run it in Colab.**", "Colab"),
-    ("**Run it on your machine.**", "pip install -r requirements.txt"),
+    ("**Run it on your machine.**", "bash scripts/run_tests.sh"),
 ])
 def test_landing_page_says_how_to_read_and_run(lead: str, must_mention: str) -> None:
     paragraphs = re.split(r"\n\s*\n", (ROOT / "intro.md").read_text())
@@ -254,3 +254,15 @@ def test_landing_page_says_how_to_read_and_run(lead: str, must_mention: str) -> 
     assert found, f"intro.md has no paragraph starting {lead}"
     assert must_mention in found[0], f"intro.md's {lead} paragraph should mention {must_mention!r}"
     assert len(found[0].strip().splitlines()) <= 3, f"intro.md's {lead} paragraph is longer than three lines"
+
+
+def test_landing_page_gives_the_readmes_two_commands() -> None:
+    """intro.md's "Run it on your machine" gives the same two commands the README opens with."""
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert block, "README.md opens with no ```bash block"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["bash scripts/build_book.sh", "bash scripts/run_tests.sh"], (
+        f"README.md should open with exactly the two commands, found {commands}")
+    paragraph = next(p for p in re.split(r"\n\s*\n", (ROOT / "intro.md").read_text())
+                     if p.lstrip().startswith("**Run it on your machine.**"))
+    assert re.findall(r"`(bash scripts/[^`]+)`", paragraph) == commands, paragraph

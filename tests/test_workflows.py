@@ -1,8 +1,8 @@
 """A fork's CI in .github/workflows/: checked here by actionlint, although it runs on GitHub.
 
 ``tests.yml`` runs the README's test command on pushes and pull requests, with pip's cache and a
-cache of the official MNIST files; ``pages.yml`` builds the book with the README's build command
-and publishes it the way the Jupyter Book 1 documentation describes (upload-pages-artifact, then
+cache of the official MNIST files; ``pages.yml`` builds the book and its PDF with the README's PDF
+command and publishes them the way the Jupyter Book 1 documentation describes (upload-pages-artifact, then
 deploy-pages). actionlint checks syntax, expressions, action inputs and, through shellcheck, the
 shell in every ``run:``.
 """
@@ -46,6 +46,18 @@ def readme_commands() -> dict[str, str]:
     found = {"build": [c for c in commands if "build_book" in c], "test": [c for c in commands if "run_tests" in c]}
     assert all(len(v) == 1 for v in found.values()), f"README commands: {commands}"
     return {k: v[0] for k, v in found.items()}
+
+
+def readme_pdf_command() -> str:
+    """The README's PDF command: the one bash block after the first, with one command."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    pdf = [line.strip() for b in blocks[1:] for line in b.splitlines() if "--pdf" in line]
+    assert len(pdf) == 1, f"README.md should name one PDF command under the two commands, found {pdf}"
+    assert pdf[0].startswith(readme_commands()["build"]), pdf
+    return pdf[0]
+
+
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def workflow(name: str) -> dict:
@@ -107,8 +119,11 @@ def test_tests_workflow_runs_the_readme_test_command_with_caches(monkeypatch: py
 
     (python,) = using(wf, "actions/setup-python")
     assert python["with"]["cache"] == "pip" and str(python["with"]["python-version"]) == "3.11"
-    cpu_torch = f"python -m pip install {requirement('torch')} --index-url https://download.pytorch.org/whl/cpu"
-    assert running(wf, cpu_torch), "CPU torch, the version requirements.txt pins"
+    # The scripts install into .venv: PyTorch's CPU index, as an extra index for every pip of the
+    # job, gives it the CPU build of the version requirements.txt pins (and the install test too).
+    assert requirement("torch") == "torch==2.13.0"
+    assert wf["jobs"]["tests"]["env"]["PIP_EXTRA_INDEX_URL"] == CPU_TORCH_INDEX
+    assert not [s for s in steps(wf) if "pip install" in s.get("run", "")], "the scripts install, not the workflow"
 
     # The MNIST cache is the folder book_utils.data reads, restored first and saved before the tests run.
     monkeypatch.delenv("RNN_BOOK_DATA", raising=False)
@@ -128,9 +143,11 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys() -> None:
     wf = workflow("pages.yml")
     branch = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["branch"]
     assert branch in wf["on"]["push"]["branches"], f"pages.yml should publish pushes to {branch}"
-    build = running(wf, readme_commands()["build"])
-    assert len(build) == 1, f"pages.yml should run the README's build command {readme_commands()['build']!r}"
+    build = running(wf, readme_pdf_command())
+    assert len(build) == 1, f"pages.yml should run the README's PDF command {readme_pdf_command()!r}"
     assert wf["jobs"]["build"]["env"]["RNN_BOOK_STRICT"] == "1", "the published book uses the official MNIST"
+    assert wf["jobs"]["build"]["env"]["PIP_EXTRA_INDEX_URL"] == CPU_TORCH_INDEX
+    assert not [s for s in steps(wf) if "pip install" in s.get("run", "")], "the scripts install, not the workflow"
 
     (upload,) = using(wf, "actions/upload-pages-artifact")
     assert upload["with"]["path"] == "_build/html"
