@@ -1126,6 +1126,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "language_model.NGramModel.distribution:order": {"zero"},
     "language_model.NGramModel.bits_per_char:order": {"zero"},
     "language_model.sample_ngram:order": {"zero"},
+    "language_model.ngram_char_bits:order": {"zero"},
     "text.kneser_ney_prob:order": {"zero"},
     "text.KneserNey.prob:order": {"zero"},
     "text.KneserNey.distribution:order": {"zero"},
