@@ -1,6 +1,6 @@
 """Chapter 2's recall task over five seeds: is the long-lag failure one of capacity or of training?
 
-    python benchmarks/memory_cells.py --part recall      # about 6 min on one core
+    python benchmarks/memory_cells.py --part recall      # about 8 min on one core
     python benchmarks/memory_cells.py --part recall --seeds 0 --rates 0.003 --no-save   # a trial
 
 For every lag and seed, the chapter's RNN (``memory_cells.RECALL``: H = 32, Adam, gradients
@@ -33,7 +33,7 @@ SOURCES = [
     "book_utils.training.update",
     "book_utils.training.evaluate",
 ]
-LAGS, SEEDS, RATES, EPOCHS = [1, 2, 4, 8, 16], [0, 1, 2, 3, 4], [1e-3, 3e-3, 1e-2], 30
+LAGS, SEEDS, RATES, EPOCHS = [1, 2, 4, 8, 16], [0, 1, 2, 3, 4], [1e-3, 3e-3, 1e-2, 3e-2], 30
 
 
 def recall(lags: list[int], seeds: list[int], rates: list[float], epochs: int) -> list[dict]:

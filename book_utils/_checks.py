@@ -43,17 +43,18 @@ LIMITS: dict[str, int] = {
     # time steps, windows and distances in time
     **dict.fromkeys(("length", "each length", "seq_len", "min_length", "max_length", "window",
                      "horizon", "chunk", "chunk_len", "lag", "max_lag", "max_shift", "smooth",
-                     "width", "T"), _LENGTH),
+                     "width", "T", "train_length", "max_parallel"), _LENGTH),
     # layers of a stack
     "num_layers": 64, "layer": 64, "layer_index": 64,
     # widths of a layer, vocabularies and classes, token ids
     **dict.fromkeys(("input_size", "hidden_size", "embedding_size", "vocab_size",
                      "attention_size", "output_size", "vector_size", "n_classes", "n_symbols",
-                     "components", "n_components", "start"), _WIDTH),
+                     "components", "n_components", "start", "d_model", "d_key", "d_value",
+                     "head_size"), _WIDTH),
     "parameters": 100_000_000, "target": 100_000_000, "max_order": 64, "order": 64,
     # examples
     **dict.fromkeys(("n", "n_test", "n_eval", "n_streams", "batch_size", "per_class",
-                     "per_length"), _SAMPLES),
+                     "per_length", "trials", "pairs"), _SAMPLES),
     "threads": 4_096,
 }
 #: The most numbers a generated data set may hold (1 GiB of float32).

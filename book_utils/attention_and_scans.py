@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch, Rectangle
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -96,7 +96,7 @@ def log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor) -> 
     """log h_t for h_t = a_t h_{t-1} + b_t with b, h_{-1} > 0, all steps at once (Equation 6)."""
     log_a = torch.cat([torch.zeros_like(log_h0[:, None]), log_a], dim=1)  # step -1: h_{-1}
     log_b = torch.cat([log_h0[:, None], log_b], dim=1)
-    a_star = log_a.cumsum(dim=1)                           # log(a_1 ... a_t)
+    a_star = log_a.cumsum(dim=1)                # index k: log(a_0 ... a_{k-1}) = a*_{k-1}
     log_h = a_star + torch.logcumsumexp(log_b - a_star, dim=1)
     return log_h[:, 1:]                                    # (batch, time, hidden)
 
@@ -132,12 +132,12 @@ def chunked_log_scan(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Ten
 @checked_by(_check_parallel_scan)
 def parallel_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None,
                   *, chunk: int | None = None) -> torch.Tensor:
-    """h_t = a_t h_{t-1} + b_t in log space, for a > 0 and b, h_0 of either sign.
+    """h_t = a_t h_{t-1} + b_t in log space, for a > 0 and b, h_{-1} of either sign.
 
-    The recurrence is linear in (b, h_0), so their positive and negative parts
+    The recurrence is linear in (b, h_{-1}), so their positive and negative parts
     run as two scans in log space, and h is the difference. With ``chunk`` the
     scan runs over blocks of that many steps (:func:`chunked_log_scan`), which
-    bounds the rounding error that grows with the size of log(a_1 ... a_t).
+    bounds the rounding error that grows with the size of a*_t = log(a_0 ... a_t).
     """
     h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
     log_a = a.log()
@@ -682,7 +682,8 @@ TEXT_WIDTHS = {"mingru": 460, "gru": 128, "lstm": 111}
 
 # The adding problem at T = 50 (chapter 5's task), with chapter 5's recipe: 300 Adam steps on
 # minibatches of fresh sequences, a constant rate, the head starting at the mean prediction.
-# minGRU runs as a loop: on a CPU that is faster than its log-space scan, with the same numbers.
+# minGRU runs as a loop: on a CPU that is faster than its log-space scan, and it gives the same
+# numbers up to float32 rounding (the chapter measures both at this size).
 ADDING_RECIPE = {"steps": 50, "train_steps": 300, "batch_size": 64, "clip_norm": 1.0,
                  "schedule": "constant", "head_at_mean": True, "fresh": True, "mode": "loop"}
 ADDING_SCHEDULES = ("constant", "cosine")
@@ -917,7 +918,8 @@ def plot_timings(timings: dict[str, list[dict]]) -> Figure:
 
 
 def _check_plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
-                          outputs: Sequence[str], titles: Sequence[str] | None = None) -> None:
+                          outputs: Sequence[str], titles: Sequence[str] | None = None,
+                          marks: Sequence[int | None] | None = None) -> None:
     for name, value, kind in (("weights", weights, torch.Tensor), ("sources", sources, str),
                               ("outputs", outputs, str), ("titles", titles, str)):
         if name == "titles" and value is None:
@@ -936,15 +938,24 @@ def _check_plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str
     for alpha in weights:
         check_tensor("each map of weights", alpha, dim=2, floating=True, nonempty=True,
                      layout="(output step, source position)")
+    if marks is not None:
+        if isinstance(marks, str) or not isinstance(marks, Sequence) or len(marks) != len(weights):
+            raise ValueError(f"marks must give one output step (or None) per map "
+                             f"({len(weights)}), got {marks!r:.60}")
+        for step, output in zip(marks, outputs):
+            if step is not None:
+                check_int("each mark", step, minimum=0, maximum=len(output))
 
 
 @checked_by(_check_plot_attention)
 def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
-                   outputs: Sequence[str], titles: Sequence[str] | None = None) -> Figure:
+                   outputs: Sequence[str], titles: Sequence[str] | None = None,
+                   marks: Sequence[int | None] | None = None) -> Figure:
     """Attention maps: for each example, output step (rows) against source digit (columns).
 
     The last row is the step that wrote the end token, labelled "end"; ``titles``
-    go above the maps (say which string is of an unseen length, or wrong).
+    go above the maps (say which string is of an unseen length, or wrong). ``marks``
+    gives, for each map, an output step to outline (the first wrong digit), or None.
     """
     widths = [len(source) + 1.5 for source in sources]     # wider strings, wider panels
     fig, axes = plt.subplots(1, len(weights), figsize=(0.42 * sum(widths) + 1.2, 3.6),
@@ -952,7 +963,7 @@ def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
     axes = [axes] if len(weights) == 1 else list(axes)
     for k, (ax, alpha, source, output) in enumerate(zip(axes, weights, sources, outputs)):
         alpha = alpha.detach().cpu()[: len(output) + 1, : len(source)]  # written digits + end
-        shown = ax.imshow(alpha, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        shown = ax.imshow(alpha.numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(source)), list(source))
         ax.set_yticks(range(alpha.shape[0]), (list(output) + ["end"])[: alpha.shape[0]],
                       fontsize=8)
@@ -960,6 +971,12 @@ def plot_attention(weights: Sequence[torch.Tensor], sources: Sequence[str],
         ax.set_ylabel("output digit" if k == 0 else " ")
         if titles is not None:
             ax.set_title(titles[k], fontsize=9)
+        if marks is not None and marks[k] is not None:       # outline the row, label it too
+            ax.add_patch(Rectangle((-0.5, marks[k] - 0.5), len(source), 1, fill=False, lw=2,
+                                   edgecolor=plots.PALETTE["vermillion"]))
+            label = ax.get_yticklabels()[marks[k]]
+            label.set_color(plots.PALETTE["vermillion"])
+            label.set_fontweight("bold")
         ax.grid(False)
     fig.colorbar(shown, ax=axes, shrink=0.8, label="attention weight")
     return fig
@@ -1017,6 +1034,9 @@ def draw_attention_decoder() -> Figure:
     ax.add_patch(FancyBboxPatch((0.45, 2.8), 5.6, 0.8, boxstyle="round,pad=0.02",
                                 fill=False, ls="--", edgecolor=plots.DIAGRAM["edge"]))
     plots.draw_box(ax, (3.25, 4.8), "$c_j = \\sum_i \\alpha_{ji} e_i$", "state", size=(2.3, 0.65))
+    plots.draw_arrow(ax, (xs[0] - 0.4, 2.0), (2.1, 4.75), curve=-0.35)  # the states, as values
+    ax.text(0.05, 3.9, "values\n$e_i$", fontsize=plots.DIAGRAM["font"] - 1,
+            color=plots.DIAGRAM["edge"])
     plots.draw_box(ax, (8.0, 1.8), "$d_{j-1}$", "state")
     plots.draw_arrow(ax, (7.55, 2.0), (6.1, 3.1), "query")
     plots.draw_box(ax, (8.0, 4.8), "$d_j$", "state")

@@ -20,7 +20,8 @@ gradients, :func:`autograd_graph` lists the nodes autograd recorded, and
 :func:`stream_accuracy` scores a model on a whole stream.
 
 :class:`StepClassifier` classifies every step of a stream, :func:`echo_stream`
-makes streams that need a memory of ``lag`` steps; the figures are the chapter's own.
+makes streams that need a memory of ``lag`` steps; :func:`train_exploding_rnn` runs the
+clipping experiment (:data:`CLIPPING_RECIPE`); the figures are the chapter's own.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from torch.nn import functional as F
 
 from . import data, models, training
 from ._checks import (
-    check_bool, check_int, check_layer, check_layer_input, check_layer_state, check_tensor,
-    check_type, check_val_loader, checked_by,
+    check_bool, check_device, check_float, check_int, check_layer, check_layer_input,
+    check_layer_state, check_tensor, check_type, check_val_loader, checked_by,
 )
 from .cells import ScratchRNN, torch_parameters
 from .models import SequenceClassifier, make_recurrent
@@ -469,6 +470,71 @@ def make_step_classifier(
     return StepClassifier(recurrent, hidden_size, n_classes)
 
 
+#: Chapter 4's exploding-gradient experiment: sequences of ``length`` random symbols out of
+#: ``n_symbols``, labelled by the symbol ``lag`` steps before the end (:func:`echo_stream`); a
+#: ReLU RNN whose W_hh starts at spectral radius ``radius``, trained with SGD and momentum,
+#: with or without clipping the gradient norm to ``clip_norm``.
+CLIPPING_RECIPE = {"n_symbols": 4, "lag": 4, "length": 40, "hidden_size": 64, "radius": 1.5,
+                   "lr": 0.04, "momentum": 0.9, "batch_size": 64, "epochs": 6, "clip_norm": 1.0}
+
+
+def _check_train_exploding_rnn(x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                               clip_norm: float | None, seed: int = 0, device=None) -> None:
+    n_symbols = CLIPPING_RECIPE["n_symbols"]
+    check_tensor("x", x, dim=3, floating=True, layout=f"(sequences, time, {n_symbols})",
+                 nonempty=True, finite=True)
+    if x.shape[2] != n_symbols:
+        raise ValueError(f"x must one-hot code {n_symbols} symbols in its last axis, "
+                         f"got shape {tuple(x.shape)}")
+    check_tensor("y", y, dim=2, integer=True, layout="(sequences, time)")
+    if y.shape != x.shape[:2]:
+        raise ValueError(f"y must have shape {tuple(x.shape[:2])}, one target per step of x, "
+                         f"got {tuple(y.shape)}")
+    # echo_stream's targets: a symbol, or -100 where no target exists yet
+    allowed = ((y >= 0) & (y < n_symbols)) | (y == -100)
+    if not allowed.all():
+        raise ValueError(f"y must hold symbols in [0, {n_symbols - 1}] or -100 (no target yet), "
+                         f"got {int(y[~allowed][0])}")
+    if (y[:, -1] == -100).any():
+        raise ValueError("y[:, -1], the labels, must be symbols, got -100 (no target)")
+    check_float("lr", lr, minimum=0.0, strict_minimum=True)
+    if clip_norm is not None:
+        check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    check_int("seed", seed, minimum=0)
+    if device is not None:
+        check_device(device)
+
+
+@checked_by(_check_train_exploding_rnn)
+def train_exploding_rnn(
+    x: torch.Tensor, y: torch.Tensor, *, lr: float, clip_norm: float | None, seed: int = 0,
+    device: str | torch.device | None = None,
+) -> tuple[SequenceClassifier, dict]:
+    """Train :data:`CLIPPING_RECIPE`'s ReLU RNN to classify ``x`` by its last label ``y[:, -1]``.
+
+    ``x`` (sequences, time, n_symbols) and ``y`` (sequences, time) come from
+    :func:`echo_stream`. The seed sets the random W_hh (rescaled to the recipe's
+    spectral radius), the other initial weights and the order of the batches. With
+    ``clip_norm=None`` nothing is clipped. A run may explode: its history then holds
+    NaN or infinite losses (``allow_nonfinite``). Returns ``(model, history)`` from
+    :func:`training.fit`, with the gradient norm before clipping at every step.
+    """
+    recipe = CLIPPING_RECIPE
+    H = recipe["hidden_size"]
+    loader = data.make_loader(x, y[:, -1], batch_size=recipe["batch_size"], shuffle=True, seed=seed)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
+        torch.manual_seed(seed)
+        model = models.make_classifier("rnn", input_size=recipe["n_symbols"], hidden_size=H,
+                                       n_classes=recipe["n_symbols"], nonlinearity="relu")
+        W = torch.randn(H, H)
+        with torch.no_grad():
+            model.recurrent.weight_hh_l0.copy_(W * recipe["radius"] / torch.linalg.eigvals(W).abs().max())
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"])
+    history = training.fit(model.to(device), loader, epochs=recipe["epochs"], optimizer=optimizer,
+                           clip_norm=clip_norm, device=device, allow_nonfinite=True, verbose=False)
+    return model, history
+
+
 #: Chapter 4's recipe for MNIST rows, chosen on the validation split (benchmarks/bptt.py):
 #: 150 tanh units, orthogonal W_hh, standardised digits shifted by up to 1 pixel
 #: every epoch, Adam with a one-cycle schedule, gradients clipped to norm 1.
@@ -517,40 +583,51 @@ def train_mnist_rnn(
 def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure:
     """An RNN classifier unrolled through ``steps`` steps, with the loss on the last step only.
 
-    Forward arrows run left to right and upwards. With ``backward``, curved
-    arrows under the states show dL/dh_t travelling back from the loss, one step
-    at a time, through every copy of W_hh.
+    Forward arrows run left to right and upwards: every input enters through
+    W_xh, every state passes to the next through W_hh, and the last state gives
+    the scores o through W_hy. With ``backward``, curved arrows show dL/dh_t
+    travelling back from the head to the last state, then one step at a time
+    through every copy of W_hh.
     """
     check_int("steps", steps, minimum=1)
     if steps > 6:
         raise ValueError(f"steps must be at most 6 to stay readable, got {steps}")
     check_type("backward", backward, bool)
-    fig, ax = diagram_axes(1.2 + 1.7 * steps, 5.0)
+    width = 2.4 + 1.7 * steps
+    fig, ax = diagram_axes(width, 5.0)
     xs = [1.0 + 1.7 * t for t in range(steps)]
     last = steps - 1
+    small = DIAGRAM["font"] - 2
+
+    def name(t: int) -> str:
+        return "T-1" if (t == last and steps > 3) else str(t)
+
     for t, x in enumerate(xs):
-        name = "T-1" if (t == last and steps > 3) else str(t)
-        draw_box(ax, (x, 0.4), f"$x_{{{name}}}$", "input")
-        draw_box(ax, (x, 2.2), f"$h_{{{name}}}$", "state")
+        draw_box(ax, (x, 0.4), f"$x_{{{name(t)}}}$", "input")
+        draw_box(ax, (x, 2.2), f"$h_{{{name(t)}}}$", "state")
         draw_arrow(ax, (x, 0.7), (x, 1.9))
-        if t == 0:
-            ax.text(x - 0.08, 1.3, "$W_{xh}$", ha="right", va="center", fontsize=DIAGRAM["font"] - 1)
+        ax.text(x - 0.08, 1.05, "$W_{xh}$", ha="right", va="center", fontsize=small)
         if t > 0:
             draw_arrow(ax, (xs[t - 1] + 0.45, 2.2), (x - 0.45, 2.2))
-            ax.text((xs[t - 1] + x) / 2, 2.3, "$W_{hh}$", ha="center", va="bottom",
-                    fontsize=DIAGRAM["font"] - 2)
+            ax.text((xs[t - 1] + x) / 2, 2.3, "$W_{hh}$", ha="center", va="bottom", fontsize=small)
     x_last = xs[last]
-    draw_box(ax, (x_last, 3.3), r"$\hat{y}$", "output")
+    draw_box(ax, (x_last, 3.3), "$o$", "output")
     draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$W_{hy}$")
     draw_box(ax, (x_last, 4.4), r"$\mathcal{L}$", "loss")
     draw_arrow(ax, (x_last, 3.6), (x_last, 4.1), "$y$")
     if backward:
+        ax.add_patch(FancyArrowPatch((x_last + 0.45, 3.2), (x_last + 0.45, 2.3), arrowstyle="-|>",
+                                     mutation_scale=12, color=DIAGRAM["loss"], lw=1.3,
+                                     connectionstyle="arc3,rad=-0.6", shrinkA=2, shrinkB=2))
+        ax.text(x_last + 0.85, 2.75, rf"$\partial \mathcal{{L}} / \partial h_{{{name(last)}}}$",
+                ha="left", va="center", fontsize=small, color=DIAGRAM["loss"])
         for t in range(last, 0, -1):
-            draw_arrow(ax, (xs[t] - 0.3, 1.9), (xs[t - 1] + 0.3, 1.9), curve=-0.45)
-            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial \mathcal{{L}} / \partial h_{{{t - 1}}}$",
-                    ha="center", va="center", fontsize=DIAGRAM["font"] - 2,
-                    color=DIAGRAM["loss"])
-    ax.set_xlim(-0.1, 1.2 + 1.7 * steps)
+            ax.add_patch(FancyArrowPatch((xs[t] - 0.3, 1.9), (xs[t - 1] + 0.3, 1.9), arrowstyle="-|>",
+                                         mutation_scale=12, color=DIAGRAM["loss"], lw=1.3,
+                                         connectionstyle="arc3,rad=-0.45", shrinkA=2, shrinkB=2))
+            ax.text((xs[t] + xs[t - 1]) / 2, 1.3, rf"$\partial \mathcal{{L}} / \partial h_{{{name(t - 1)}}}$",
+                    ha="center", va="center", fontsize=small, color=DIAGRAM["loss"])
+    ax.set_xlim(-0.1, width)
     ax.set_ylim(0.0, 4.8)
     return fig
 
@@ -741,6 +818,9 @@ def draw_autograd_graph(
     return fig
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
 def plot_state_gradients(
     curves: dict, *, title: str | None = None, ax: Axes | None = None,
     ylabel: str = r"$\| \partial \mathcal{L} / \partial h_t \|$",
@@ -753,7 +833,8 @@ def plot_state_gradients(
     names what the curves measure; when they mix ||dL/dh_t|| and ||dL/dc_t||, say
     so there and in each label. A label that mentions ``c_t`` is drawn dashed, and
     labels that share the part before a colon (``"LSTM: h_t"``, ``"LSTM: c_t"``)
-    share a colour. With more than four curves the legend sits beside the axes.
+    share a colour and a marker, so that models differ by more than colour. With
+    more than four curves the legend sits beside the axes, in a wider figure.
     """
     check_type("ylabel", ylabel, str)
     if title is not None:
@@ -763,18 +844,23 @@ def plot_state_gradients(
         raise ValueError("curves is empty: give at least one label -> norms entry, "
                          "got an empty dict")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.4))
+        fig, ax = plt.subplots(figsize=(8.6, 3.4) if len(curves) > 4 else (6, 3.4))
     else:
         check_type("ax", ax, Axes)
         fig = ax.figure
-    colours: dict[str, str] = {}
+    models_seen: list[str] = []
     for label, norms in curves.items():
         norms = as_numpy(f"curves[{label!r}]", norms, dim=1).astype(float)
         shown = np.where(norms > 0, norms, np.nan)  # a log axis cannot show exact zeros
         style = "--" if "c_t" in str(label) else "-"
         model = str(label).split(":")[0]
-        colour = colours.setdefault(model, CYCLE[len(colours) % len(CYCLE)])
-        ax.plot(np.arange(len(norms)), shown, style, color=colour, label=str(label))
+        if model not in models_seen:
+            models_seen.append(model)
+        k = models_seen.index(model)
+        every = max(1, len(norms) // 8)  # markers staggered, so close lines stay apart
+        ax.plot(np.arange(len(norms)), shown, style, color=CYCLE[k % len(CYCLE)],
+                marker=_MARKERS[k % len(_MARKERS)], ms=4, markevery=(k * every // 4 % every, every),
+                label=str(label))
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel(ylabel)
@@ -792,7 +878,8 @@ def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
     """Loss and gradient norm at every optimiser step, for several training runs.
 
     ``histories`` maps a label to a history from ``training.fit`` (its
-    ``"step_loss"`` and ``"step_grad_norm"`` lists). Both panels use a log scale.
+    ``"step_loss"`` and ``"step_grad_norm"`` lists). Both panels use a log scale
+    and share one legend, under them.
     A run whose loss becomes NaN or infinite gets a dotted vertical line at the
     first such step, since a log plot cannot show those values.
     """
@@ -817,13 +904,16 @@ def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
             if len(bad):
                 ax.axvline(bad[0], color=colour, ls=":", lw=1.5,
                            label=f"{label}: NaN from step {bad[0]}")
-    axes[0].set_ylabel("training loss")
+    axes[0].set_ylabel("training loss (cross-entropy)")
     axes[1].set_ylabel("gradient norm before clipping")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_xlabel("optimiser step")
-        ax.legend(fontsize=8)
+    # One legend for both panels, under them, where it covers no curve.
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

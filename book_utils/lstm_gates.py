@@ -12,8 +12,11 @@ and from PyTorch through :func:`book_utils.cells.torch_parameters`.
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from torch import nn
@@ -353,6 +356,10 @@ GRU_MODULES = (nn.GRU, nn.GRUCell, GRUCell, ScratchGRU)
 ADDING_KINDS = ("rnn", "lstm", "gru")
 
 
+#: The sequence lengths of Chapter 5's adding problem.
+ADDING_LENGTHS = (10, 50, 200)
+
+
 def _gate_biases(module: nn.Module, gate: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The bias slice(s) of ``gate``: (the one we set, the one we zero or None)."""
     check_type("module", module, LSTM_MODULES + GRU_MODULES)
@@ -395,11 +402,12 @@ def set_gate_bias(module: nn.Module, gate: str, value: float | torch.Tensor) -> 
 
 @torch.no_grad()
 def long_memory_init(module: nn.Module, max_lag: int, *, seed: int = 0) -> torch.Tensor:
-    """Spread the memory time scales of a gated layer over 1 .. ``max_lag`` steps.
+    """Spread the memory time scales of a gated layer over 2 .. ``max_lag`` steps.
 
-    A keep gate that sits near ``1 - 1/tau`` remembers for about ``tau`` steps. For
-    each hidden unit we draw tau from U[2, max_lag] (in log space: bias = log(tau - 1)
-    gives sigmoid(bias) = 1 - 1/tau) and set
+    A keep gate that sits near ``1 - 1/tau`` keeps ``(1 - 1/tau)**k ~ exp(-k / tau)``
+    of its memory after k steps: it remembers for about ``tau`` steps. For each hidden
+    unit we draw tau uniformly from [2, max_lag] and turn it into a bias with
+    ``bias = log(tau - 1)``, since sigmoid(log(tau - 1)) = 1 - 1/tau, and set
 
     * LSTM: forget-gate bias ``b_f = log(tau - 1)``, input-gate bias ``b_i = -b_f``,
       so long-memory units also write rarely;
@@ -464,14 +472,24 @@ def record_gates(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: torch.stack(values, dim=1) for name, values in steps.items()}
 
 
+#: How the plain RNN of the adding problem starts (Chapter 4's two remedies for vanishing
+#: gradients): "orthogonal", tanh units with an orthogonal W_hh; "identity", ReLU units with
+#: W_hh = I and zero biases, the IRNN of Le, Jaitly and Hinton (2015).
+RNN_INITS = ("orthogonal", "identity")
+
+
 def make_adding_model(
-    kind: str, hidden_size: int, steps: int, *, seed: int = 0, keep_bias: float | None = None
+    kind: str, hidden_size: int, steps: int, *, seed: int = 0, keep_bias: float | None = None,
+    rnn_init: str | None = None, max_lag: int | None = None, input_bias: float | None = None,
 ) -> SequenceRegressor:
     """A regressor for the adding problem built on ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
 
-    Gated layers get :func:`long_memory_init` with ``max_lag=steps``, or, when
+    The RNN starts as ``rnn_init`` says (see :data:`RNN_INITS`; default "orthogonal").
+    Gated layers get :func:`long_memory_init` with ``max_lag=steps`` (or ``max_lag``
+    when given: time scales sized for another length than the task's), or, when
     ``keep_bias`` is a number, that bias on their keep gate (the LSTM's forget
-    gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. The head
+    gate f, the GRU's update gate z) and PyTorch's defaults elsewhere. An LSTM given
+    ``input_bias`` gets that bias on its input gate last, over what the above set. The head
     starts at the mean prediction (weights 0, bias 1), so every model begins at
     the baseline MSE of 1/6 and must learn to do better.
     """
@@ -480,15 +498,34 @@ def make_adding_model(
     steps = check_int("steps", steps, minimum=3)
     if keep_bias is not None:
         keep_bias = check_float("keep_bias", keep_bias)
+        if kind == "rnn":
+            raise ValueError("keep_bias applies to the gated kinds 'lstm' and 'gru', got kind 'rnn'")
+    if rnn_init is not None:
+        check_choice("rnn_init", rnn_init, RNN_INITS)
+        if kind != "rnn":
+            raise ValueError(f"rnn_init applies to kind 'rnn' only, got kind {kind!r}")
+    if max_lag is not None:
+        max_lag = check_int("max_lag", max_lag, minimum=2)
+        if kind == "rnn" or keep_bias is not None:
+            raise ValueError("max_lag sizes the chrono init of a gated kind without keep_bias, "
+                             f"got kind {kind!r} and keep_bias {keep_bias!r}")
+    if input_bias is not None:
+        input_bias = check_float("input_bias", input_bias)
+        if kind != "lstm":
+            raise ValueError(f"input_bias applies to kind 'lstm' only, got kind {kind!r}")
     seed = check_int("seed", seed, minimum=0)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's CPU RNG is restored
         torch.manual_seed(seed)
-        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size,
-                                                                      batch_first=True)
+        if kind == "rnn":
+            layer = _adding_rnn(hidden_size, rnn_init or "orthogonal")
+        else:
+            layer = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size, batch_first=True)
         if kind != "rnn" and keep_bias is None:
-            long_memory_init(layer, steps, seed=seed)
+            long_memory_init(layer, max_lag or steps, seed=seed)
         elif kind != "rnn":
             set_gate_bias(layer, "f" if kind == "lstm" else "z", keep_bias)
+        if input_bias is not None:
+            set_gate_bias(layer, "i", input_bias)
         model = SequenceRegressor(layer, hidden_size)
     with torch.no_grad():
         model.head.weight.zero_()
@@ -496,9 +533,61 @@ def make_adding_model(
     return model
 
 
+@torch.no_grad()
+def _adding_rnn(hidden_size: int, init: str) -> nn.RNN:
+    if init == "orthogonal":
+        layer = nn.RNN(2, hidden_size, batch_first=True)
+        nn.init.orthogonal_(layer.weight_hh_l0)
+        return layer
+    layer = nn.RNN(2, hidden_size, nonlinearity="relu", batch_first=True)
+    layer.weight_hh_l0.copy_(torch.eye(hidden_size))
+    layer.bias_ih_l0.zero_()
+    layer.bias_hh_l0.zero_()
+    return layer
+
+
+#: Chapter 5's budget for the adding problem, the same for every model: 32 units, 300 Adam
+#: steps on minibatches of 64 fresh sequences, gradients clipped to norm 1; 1,000 validation
+#: sequences choose each model's learning rate, 1,000 test sequences score it.
+ADDING_RECIPE = {"hidden_size": 32, "train_steps": 300, "batch_size": 64, "clip_norm": 1.0,
+                 "n_val": 1000, "n_test": 1000}
+
+#: The models compared on the adding problem: keyword arguments of :func:`run_adding_problem`.
+#: Matched on recurrent state size: the RNNs have 64 units, the LSTM 32 units with h and c,
+#: 64 numbers as well (and 4,641 parameters to the RNN's 4,417); the GRU, with 32 numbers and
+#: 3,489 parameters, is the smallest. The chrono rows set the gates' time scales from the
+#: sequence length (max_lag = T); "b_f = 1" is the usual default, told nothing about T.
+ADDING_VARIANTS = {
+    "RNN, orthogonal": {"kind": "rnn", "rnn_init": "orthogonal", "hidden_size": 64},
+    "RNN, identity (ReLU)": {"kind": "rnn", "rnn_init": "identity", "hidden_size": 64},
+    "LSTM, chrono": {"kind": "lstm"},
+    "LSTM, b_f = 1": {"kind": "lstm", "keep_bias": 1.0},
+    "GRU, chrono": {"kind": "gru"},
+}
+
+#: The controls for "told the lag", run at the longest length only: gated cells whose keep
+#: gates start with long time scales that were not set from T. A constant bias of 3 keeps
+#: sigmoid(3) = 0.95 per step, a time scale of 1 + e^3, about 21 steps, in every unit; the
+#: chrono LSTM sized for T = 50 spreads its time scales over 2 .. 50 steps, a quarter of 200;
+#: the chrono LSTM with b_i = 0 is told T but keeps the input gate half open, as b_f = 1 does.
+ADDING_CONTROLS = {
+    "LSTM, b_f = 3": {"kind": "lstm", "keep_bias": 3.0},
+    "LSTM, chrono for T = 50": {"kind": "lstm", "max_lag": 50},
+    "LSTM, chrono, b_i = 0": {"kind": "lstm", "input_bias": 0.0},
+    "GRU, b_z = 3": {"kind": "gru", "keep_bias": 3.0},
+}
+
+#: The learning rates each adding-problem model is tried with, a factor of about 3 apart,
+#: around the best ones of a first validation run (seed 0: the tanh RNN does best low, the
+#: gated layers high, the ReLU RNN in between); the mean validation MSE over the seeds picks
+#: one per model and length.
+ADDING_LRS = {name: (1e-3, 3e-3, 1e-2, 3e-2) if spec["kind"] == "rnn" else (1e-2, 3e-2, 1e-1)
+              for name, spec in {**ADDING_VARIANTS, **ADDING_CONTROLS}.items()}
+
+
 def _check_run_adding_problem(
     kind: str, steps: int, *, train_steps: int = 300, batch_size: int = 64, lr: float = 1e-2,
-    clip_norm: float | None = 1.0, n_test: int = 1000,
+    clip_norm: float | None = 1.0, n_val: int = 1000, n_test: int = 1000,
     device: str | torch.device | None = None, **_,
 ) -> None:
     check_int("train_steps", train_steps, minimum=1)
@@ -506,6 +595,7 @@ def _check_run_adding_problem(
     check_float("lr", lr, minimum=0.0, strict_minimum=True)
     if clip_norm is not None:  # None: no clipping
         check_float("clip_norm", clip_norm, minimum=0.0, strict_minimum=True)
+    check_int("n_val", n_val, minimum=1)
     check_int("n_test", n_test, minimum=1)
     if device is not None:
         check_device(device)
@@ -516,38 +606,52 @@ def run_adding_problem(
     kind: str,
     steps: int,
     *,
-    hidden_size: int = 32,
-    train_steps: int = 300,
-    batch_size: int = 64,
+    hidden_size: int = ADDING_RECIPE["hidden_size"],
+    train_steps: int = ADDING_RECIPE["train_steps"],
+    batch_size: int = ADDING_RECIPE["batch_size"],
     lr: float = 1e-2,
-    clip_norm: float | None = 1.0,
+    clip_norm: float | None = ADDING_RECIPE["clip_norm"],
     seed: int = 0,
-    n_test: int = 1000,
+    n_val: int = ADDING_RECIPE["n_val"],
+    n_test: int = ADDING_RECIPE["n_test"],
     keep_bias: float | None = None,
+    rnn_init: str | None = None,
+    max_lag: int | None = None,
+    input_bias: float | None = None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Train one adding-problem model on fresh data and measure its held-out MSE.
 
     Every model sees ``train_steps`` minibatches of ``batch_size`` new sequences
     (no example twice) and is trained with Adam, its gradients clipped to norm
-    ``clip_norm`` (``None``: not clipped). Returns
-    ``{"model", "mse", "seconds", "history"}`` where ``mse`` is on ``n_test``
-    separate sequences and ``history`` is the :func:`training.fit` history.
-    ``keep_bias`` is passed to :func:`make_adding_model`.
+    ``clip_norm`` (``None``: not clipped). Returns ``{"model", "val_mse", "mse",
+    "baseline_mse", "prediction_std", "seconds", "history"}``: the MSE on ``n_val``
+    validation sequences (to choose ``lr``) and on ``n_test`` test sequences, the MSE
+    of always predicting the mean, 1, on those test sequences (1/6 up to sampling
+    noise), the spread of the test predictions (near 0: the model predicts one number
+    for every sequence), and the :func:`training.fit` history. ``keep_bias``,
+    ``rnn_init``, ``max_lag`` and ``input_bias`` go to :func:`make_adding_model`.
     """
-    model = make_adding_model(kind, hidden_size, steps, seed=seed, keep_bias=keep_bias)
+    model = make_adding_model(kind, hidden_size, steps, seed=seed, keep_bias=keep_bias,
+                              rnn_init=rnn_init, max_lag=max_lag, input_bias=input_bias)
     device = pick_device() if device is None else torch.device(device)
     x, y = adding_problem(train_steps * batch_size, steps, seed=seed)
+    x_val, y_val = adding_problem(n_val, steps, seed=seed + 2_000_003)
     x_test, y_test = adding_problem(n_test, steps, seed=seed + 1_000_003)
-    loader = make_loader(x, y, batch_size=batch_size)
     optimizer = torch.optim.Adam(model.to(device).parameters(), lr=lr)
     start = time.perf_counter()
-    history = training.fit(model, loader, epochs=1, optimizer=optimizer, loss_fn=F.mse_loss,
-                           clip_norm=clip_norm, device=device, verbose=False)
+    history = training.fit(model, make_loader(x, y, batch_size=batch_size), epochs=1,
+                           optimizer=optimizer, loss_fn=F.mse_loss, clip_norm=clip_norm,
+                           device=device, verbose=False)
     seconds = time.perf_counter() - start
-    test = training.evaluate(model, make_loader(x_test, y_test, batch_size=n_test),
-                             loss_fn=F.mse_loss, device=device)
-    return {"model": model, "mse": test["loss"], "seconds": seconds, "history": history}
+    val, test = (training.evaluate(model, make_loader(a, b, batch_size=len(b)),
+                                   loss_fn=F.mse_loss, device=device)["loss"]
+                 for a, b in ((x_val, y_val), (x_test, y_test)))
+    with torch.no_grad():
+        spread = model(x_test.to(device)).std().item()
+    return {"model": model, "val_mse": val, "mse": test,
+            "baseline_mse": ((y_test - 1) ** 2).mean().item(), "prediction_std": spread,
+            "seconds": seconds, "history": history}
 
 
 def distort_images(
@@ -623,6 +727,16 @@ MNIST_RECIPE = {"hidden_size": 128, "epochs": 20, "lr": 6e-3, "batch_size": 64, 
                 "max_rotation": 20.0, "max_scale": 0.2}
 
 
+#: The layers compared on MNIST rows, matched on parameters: widths that give each classifier
+#: (layer and head) within 0.5% of the LSTM's 82,186 parameters at 128 units.
+MNIST_MATCHED_SIZES = {"rnn": 267, "lstm": 128, "gru": 150}
+
+#: The learning rates each MNIST layer is tried with, three a factor of 2 apart around the best
+#: of a first validation run (seed 0: the wide RNN fails above 2e-3); the mean validation
+#: accuracy over the seeds picks one per layer.
+MNIST_LRS = {"rnn": (5e-4, 1e-3, 2e-3), "lstm": (3e-3, 6e-3, 1.2e-2), "gru": (3e-3, 6e-3, 1.2e-2)}
+
+
 def _check_train_mnist_classifier(kind: str, digits: MNIST, *, val_loader=None, seed: int = 0,
                                   verbose: bool = False, **recipe) -> None:
     """The arguments train_mnist_classifier uses itself; the recipe's are checked where used."""
@@ -667,6 +781,132 @@ def train_mnist_classifier(
     history = training.train_classifier(model, loader, epochs=epochs, lr=lr, val_loader=val_loader,
                                         device=device, verbose=verbose)
     return model, history
+
+
+def _check_best_setting(rows: list[dict], by: Sequence[str], setting: str, score: str, *,
+                        minimize: bool) -> None:
+    check_type("rows", rows, list)
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"rows must be a non-empty list of dicts, one per run, got {rows!r:.60}")
+    if (isinstance(by, str) or not isinstance(by, (list, tuple))
+            or not all(isinstance(key, str) for key in by)):
+        raise TypeError(f"by must be a list of column names, got {by!r}")
+    check_type("setting", setting, str)
+    check_type("score", score, str)
+    for key in (*by, setting, score):
+        missing = [i for i, row in enumerate(rows) if key not in row]
+        if missing:
+            raise ValueError(f"every row needs a {key!r} entry; rows {missing[:5]} have none")
+    check_bool("minimize", minimize)
+
+
+@checked_by(_check_best_setting)
+def best_setting(rows: list[dict], by: Sequence[str], setting: str, score: str, *,
+                 minimize: bool) -> dict[tuple, Any]:
+    """For each group of ``rows`` that agree on the columns ``by``, the value of ``setting``
+    (say the learning rate) whose runs have the best mean ``score`` (say the validation MSE).
+
+    A run whose score is ``None`` (it diverged) counts as worse than any number, so a
+    setting with a diverged run loses to every setting without one. Returns
+    ``{group: value}`` with ``group`` the tuple of the ``by`` values.
+    """
+    runs: dict[tuple, dict[Any, list]] = {}
+    for row in rows:
+        group = tuple(row[key] for key in by)
+        runs.setdefault(group, {}).setdefault(row[setting], []).append(row[score])
+
+    def rank(scores: list) -> tuple[int, float]:
+        failed = sum(value is None for value in scores)
+        mean = statistics.fmean(v for v in scores if v is not None) if failed < len(scores) else 0.0
+        return failed, mean if minimize else -mean
+
+    return {group: min(options, key=lambda value: rank(options[value]))
+            for group, options in runs.items()}
+
+
+def _check_gate_variance_shares(gate: torch.Tensor, ink: torch.Tensor) -> None:
+    check_tensor("gate", gate, dim=3, floating=True, nonempty=True, layout="(batch, time, hidden)")
+    check_tensor("ink", ink, dim=2, layout="(batch, time)")
+    if ink.dtype != torch.bool:
+        raise TypeError(f"ink must be a bool tensor (True on rows with ink), got {ink.dtype}")
+    if ink.shape != gate.shape[:2]:
+        raise ValueError(f"ink must have shape (batch, time) = {tuple(gate.shape[:2])}, "
+                         f"got {tuple(ink.shape)}")
+    if ink.all() or not ink.any():
+        raise ValueError("ink must mark some rows with ink and some without, got "
+                         + ("only rows with ink" if ink.all() else "no row with ink"))
+    if not torch.isfinite(gate).all():
+        raise ValueError("gate must hold finite activations, got NaN or inf")
+
+
+@checked_by(_check_gate_variance_shares)
+def gate_variance_shares(gate: torch.Tensor, ink: torch.Tensor) -> dict[str, float]:
+    """How much of a gate's variation each of three groupings explains, as shares in [0, 1].
+
+    ``gate`` holds one gate's activations, (batch, time, hidden), and ``ink`` (batch, time)
+    is True on the rows that have ink. Each share is the variance of the group means
+    (weighted by group size) over the variance of every activation: "unit" groups by
+    hidden unit (the horizontal bands of a heat map with time across), "step" by time
+    step (the vertical bands), and "ink" by whether the row read has ink. A share of 1
+    means the grouping alone decides the activation; 0, that it does not matter.
+    """
+    a = gate.double()
+    total = a.var(unbiased=False)
+    mask = ink.to(a.device)[..., None].expand_as(a)
+    between_ink = sum(part.numel() * (part.mean() - a.mean()) ** 2
+                      for part in (a[mask], a[~mask])) / a.numel()
+    shares = {"unit": a.mean(dim=(0, 1)).var(unbiased=False),
+              "step": a.mean(dim=(0, 2)).var(unbiased=False), "ink": between_ink}
+    return {name: (value / total).item() if total > 0 else 0.0 for name, value in shares.items()}
+
+
+def _check_plot_gates_on_digit(image: torch.Tensor, gates: dict, roles: dict) -> None:
+    check_tensor("image", image, dim=2, floating=True, nonempty=True, layout="(rows, pixels)")
+    check_type("gates", gates, dict)
+    check_type("roles", roles, dict)
+    if not gates:
+        raise ValueError("gates must map at least one gate name to its activations, got {}")
+    for name, value in gates.items():
+        check_tensor(f"gates[{name!r}]", value, dim=2, floating=True, layout="(time, hidden)")
+        if value.shape[0] != image.shape[0]:
+            raise ValueError(f"gates[{name!r}] must have one row per image row, "
+                             f"{image.shape[0]}, got shape {tuple(value.shape)}")
+        if not isinstance(roles.get(name), str):
+            raise ValueError(f"roles must name the role of every gate (a str), got "
+                             f"{roles.get(name)!r} for {name!r}")
+
+
+@checked_by(_check_plot_gates_on_digit)
+def plot_gates_on_digit(image: torch.Tensor, gates: dict[str, torch.Tensor],
+                        roles: dict[str, str]) -> Figure:
+    """A digit read row by row, and the gates of every unit at every step.
+
+    ``image`` is (rows, pixels); ``gates`` maps a gate's name to its activations,
+    (time, hidden), one step per image row, with the units in the order to draw them;
+    ``roles`` names each gate's role. Left: the digit upright, each row a time step.
+    Then the same digit turned on its side, so that time runs across like the gates
+    (column t is row t of the image), and one heat map per gate, units down, time across.
+    """
+    fig = plt.figure(figsize=(11, 6.4), layout="constrained")
+    grid = fig.add_gridspec(1 + len(gates) // 2, 3, width_ratios=[0.6, 1, 1])
+    upright = fig.add_subplot(grid[:, 0])
+    upright.imshow(image.detach().cpu().numpy(), cmap="gray_r", interpolation="nearest")
+    upright.set(title="the digit, read top down", xlabel="pixel in row",
+                ylabel="row of the image = time step t")
+    panels = [fig.add_subplot(grid[k // 2, 1 + k % 2]) for k in range(len(gates) + 1)]
+    panels[0].imshow(image.detach().cpu().numpy().T, aspect="auto", cmap="gray_r",
+                     interpolation="nearest")
+    panels[0].set(title="on its side: column t is row t", ylabel="pixel in row")
+    for ax, (name, value) in zip(panels[1:], gates.items()):
+        shown = ax.imshow(value.detach().cpu().numpy().T, aspect="auto", cmap="viridis",
+                          vmin=0, vmax=1, interpolation="nearest")
+        ax.set(title=f"gate {name}: {roles[name]}", ylabel="hidden unit (sorted)")
+    for ax in panels:
+        ax.set_xlabel("time step t (row of the image)")
+        ax.grid(False)
+    upright.grid(False)
+    fig.colorbar(shown, ax=panels, shrink=0.8, label="gate activation")
+    return fig
 
 
 def draw_lstm_cell() -> Figure:
@@ -715,5 +955,56 @@ def draw_lstm_cell() -> Figure:
     draw_arrow(ax, (9.12, gate_y), (9.55, gate_y))
     draw_box(ax, (10.8, 1.1), "$h_t$", "output")
     draw_arrow(ax, (9.95, 2.4), (10.6, 1.4))
+    ax.set_ylim(-0.6, 6.2)
+    return fig
+
+
+def draw_gru_cell() -> Figure:
+    """The GRU cell as PyTorch computes it: the state h runs along the top, scaled by
+    the update gate z and added to (1 - z) times the candidate n; the reset gate r
+    scales the recurrent part of the candidate, after its product with W_hn.
+    """
+    fig, ax = diagram_axes(11.6, 6.6, figsize=(10, 5.6))
+    op = (0.5, 0.5)
+    top, gate_y, bus_y = 5.4, 2.6, 1.1
+    # The state's path: keep z of the old state, add (1 - z) of the candidate.
+    draw_box(ax, (0.8, top), "$h_{t-1}$", "state")
+    draw_box(ax, (2.9, top), r"$\times$", "state", size=op)
+    draw_box(ax, (7.8, top), "$+$", "state", size=op)
+    draw_box(ax, (10.8, top), "$h_t$", "output")
+    draw_arrow(ax, (1.25, top), (2.65, top))
+    draw_arrow(ax, (3.15, top), (7.55, top))
+    draw_arrow(ax, (8.05, top), (10.35, top))
+    ax.text(5.3, top + 0.45, r"state: keep $z_t$ of it, write $1 - z_t$ of the candidate",
+            ha="center", fontsize=DIAGRAM["font"] - 1)
+    # The gates read [h_{t-1}, x_t].
+    draw_box(ax, (0.8, bus_y), "$h_{t-1}$", "state")
+    draw_box(ax, (5.6, bus_y), r"$[\,h_{t-1},\ x_t\,]$", "input", size=(7.0, 0.5))
+    draw_box(ax, (5.6, -0.2), "$x_t$", "input")
+    draw_arrow(ax, (1.25, bus_y), (2.05, bus_y))
+    draw_arrow(ax, (5.6, 0.1), (5.6, bus_y - 0.25))
+    gates = (
+        (2.9, r"$z_t = \sigma$", "gate", "update (keep)"),
+        (5.3, r"$r_t = \sigma$", "gate", "reset"),
+        (7.8, r"$n_t = \tanh$", "state", "candidate"),
+    )
+    for x, text, role, name in gates:
+        draw_arrow(ax, (x, bus_y + 0.25), (x, gate_y - 0.42))
+        draw_box(ax, (x, gate_y), f"{text}\n{name}", role, size=(1.65, 0.84))
+    # z scales the old state; 1 - z scales the candidate before the sum.
+    draw_arrow(ax, (2.9, gate_y + 0.42), (2.9, top - 0.25))
+    draw_box(ax, (5.3, 4.1), "$1 - z_t$", "gate", size=(0.9, 0.45))
+    draw_arrow(ax, (3.4, gate_y + 0.42), (4.85, 4.0))
+    draw_box(ax, (7.8, 4.1), r"$\times$", "state", size=op)
+    draw_arrow(ax, (5.75, 4.1), (7.55, 4.1))
+    draw_arrow(ax, (7.8, gate_y + 0.42), (7.8, 3.85))
+    draw_arrow(ax, (7.8, 4.35), (7.8, top - 0.25))
+    # r scales h_{t-1} W_hn + b_hn inside the candidate (PyTorch's form).
+    draw_arrow(ax, (6.12, gate_y), (6.97, gate_y))
+    ax.text(6.6, gate_y + 0.6, r"$r_t \odot (h_{t-1} W_{hn} + b_{hn})$", ha="center",
+            fontsize=DIAGRAM["font"] - 2)
+    draw_arrow(ax, (10.8, top - 0.3), (10.8, 3.6))
+    ax.text(10.8, 3.3, "to the next step\nand the output", ha="center",
+            fontsize=DIAGRAM["font"] - 2)
     ax.set_ylim(-0.6, 6.2)
     return fig

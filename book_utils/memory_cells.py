@@ -3,6 +3,7 @@
 - :func:`perturbation_effect`: change one input step and measure how far the change
   travels through the outputs; :func:`with_spectral_radius` rescales a layer's W_hh and
   :func:`fade_rate` measures the factor per step by which such a change fades or grows.
+- :data:`CLASSIFIER`: Chapter 1's recipe for the MNIST-row classifier, restated for this chapter.
 - :func:`record_states`: the hidden state of a :class:`~book_utils.models.SequenceClassifier`
   after every step, and what its head would predict from each one.
 - :func:`pca`: a principal-component projection written with ``torch.linalg.svd``.
@@ -93,6 +94,22 @@ RECALL = {
     "epochs": 6,         # 384 Adam steps: deliberately few, so the chapter's sweep takes seconds
     "lr": 3e-3,
     "clip_norm": 1.0,
+}
+
+
+# The MNIST-row classifier whose states the chapter looks into, trained by Chapter 1's recipe
+# (recurrent_neurons.RECIPE), restated here because a chapter module imports no other chapter's;
+# tests/test_memory_cells.py fails when the two differ.
+CLASSIFIER = {
+    "hidden_size": 128,
+    "batch_size": 64,
+    "epochs": 50,
+    "optimizer": "rmsprop",
+    "lr": 1e-3,              # the peak of the one-cycle schedule
+    "schedule": "onecycle",
+    "clip_norm": 1.0,
+    "max_shift": 2,          # pixels a training digit moves, afresh every epoch
+    "orthogonal": True,      # W_hh starts orthogonal
 }
 
 
@@ -236,14 +253,14 @@ def _check_ReadoutRNN_forward(
 
 
 class ReadoutRNN(nn.Module):
-    """A recurrent layer whose output y_t is a projection of its state h_t.
+    """A recurrent layer whose output o_t is a projection of its state h_t.
 
-        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),    y_t = h_t W_hy + b_y
+        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),    o_t = h_t W_hy + b_y
 
     Called like ``nn.RNN(batch_first=True)``: ``forward(x, h0=None)`` takes ``x``
-    of shape (batch, time, input_size) and returns ``(y, h_n)`` with ``y`` of
+    of shape (batch, time, input_size) and returns ``(o, h_n)`` with ``o`` of
     shape (batch, time, output_size) and ``h_n`` of shape (1, batch, hidden_size).
-    The state carried from step to step is h, never y.
+    The state carried from step to step is h, never o.
     """
 
     @checked_by(_check_ReadoutRNN_init)
@@ -320,33 +337,44 @@ def with_spectral_radius(layer: nn.RNN, rho: float) -> nn.RNN:
 
 
 def _check_fade_rate(recurrent: nn.RNN, x: torch.Tensor, delta: torch.Tensor, *,
-                     start: int) -> None:
+                     start: int, stop: int | None = None) -> None:
     check_type("recurrent", recurrent, nn.RNN)
     if recurrent.nonlinearity != "tanh":
         raise ValueError(f"recurrent must be a tanh layer (the slope is tanh's), "
                          f"got nonlinearity={recurrent.nonlinearity!r}")
     _check_perturbation_effect(recurrent, x, delta)
     check_int("start", start, minimum=0)
-    if start > x.shape[1] - 2:
-        raise ValueError(f"start must leave at least one step after it, at most "
-                         f"{x.shape[1] - 2} for {x.shape[1]} steps, got {start}")
+    last = x.shape[1] - 1
+    if stop is None:
+        if start > last - 1:
+            raise ValueError(f"start must leave at least one step after it, at most "
+                             f"{last - 1} for {x.shape[1]} steps, got {start}")
+        return
+    check_int("stop", stop, minimum=1)
+    if not start < stop <= last:
+        raise ValueError(f"stop must be after start={start} and at most the last step {last}, "
+                         f"got {stop}")
 
 
 @torch.no_grad()
 @checked_by(_check_fade_rate)
 def fade_rate(recurrent: nn.RNN, x: torch.Tensor, delta: torch.Tensor, *,
-              start: int) -> dict[str, float]:
-    """The factor per step by which a change to x_0 shrinks (or grows) from ``start`` on.
+              start: int, stop: int | None = None) -> dict[str, float]:
+    """The factor per step by which a change to x_0 shrinks (or grows) from ``start`` to ``stop``.
 
-    ``measured``: (||dh_{T-1}|| / ||dh_start||) ** (1 / (T-1-start)), with the distances of
-    :func:`perturbation_effect` averaged over the batch. ``mean_slope``: the mean of
-    tanh'(a_t) = 1 - h_t**2 over the same steps, every unit and every sequence.
+    ``measured``: (||dh_stop|| / ||dh_start||) ** (1 / (stop - start)), with the distances of
+    :func:`perturbation_effect` averaged over the batch; ``stop`` defaults to the last step.
+    The slopes tanh'(a_t) = 1 - h_t**2 are those of the steps that carry the change from
+    ``start`` to ``stop``, t = start+1 .. stop, every unit and every sequence: ``mean_slope``
+    is their mean, ``rms_slope`` the square root of the mean of their squares.
     """
     effect = perturbation_effect(recurrent, x, delta).mean(dim=0)
-    steps = x.shape[1] - 1 - start
+    stop = x.shape[1] - 1 if stop is None else stop
     states, _ = recurrent(x)
-    return {"measured": float((effect[-1] / effect[start]) ** (1 / steps)),
-            "mean_slope": float((1 - states[:, start:] ** 2).mean())}
+    slopes = 1 - states[:, start + 1:stop + 1] ** 2
+    return {"measured": float((effect[stop] / effect[start]) ** (1 / (stop - start))),
+            "mean_slope": float(slopes.mean()),
+            "rms_slope": float((slopes ** 2).mean().sqrt())}
 
 
 @dataclass
@@ -619,7 +647,7 @@ def linear_probe_accuracy(
     return (scores.argmax(dim=2) == test_labels).float().mean(dim=1)
 
 
-def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "y") -> Figure:
+def draw_cell_with_output(steps: int = 3, *, state: str = "h", output: str = "o") -> Figure:
     """A memory cell unrolled over ``steps`` steps, with its state and output kept apart.
 
     Each cell reads the input x_t (below) and the previous state (from the left).
@@ -669,11 +697,6 @@ def _check_plot_state_trajectories(
     for c in classes:
         check_int("each of classes", c)
     check_int("per_class", per_class, minimum=0)
-    if explained is not None:
-        check_tensor("explained", explained, dim=1, floating=True, layout="(2,)")
-        if explained.shape != (2,):
-            raise ValueError(f"explained must hold the two shares of variance, shape (2,), "
-                             f"got {tuple(explained.shape)}")
     missing = [c for c in classes if not (labels == c).any()]
     if not classes or missing or len(classes) > _MAX_PANELS:
         raise ValueError(f"classes must list 1 to {_MAX_PANELS} labels present in labels, "

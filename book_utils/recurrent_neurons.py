@@ -3,6 +3,7 @@
 - :data:`RECIPE`: the recipe of the chapter's classifier; :data:`VARIANTS` the recipe with one
   part removed at a time (and with all of them removed), as ``benchmarks/mnist_rnn.py`` runs them.
 - :func:`make_mnist_rnn` and :func:`train_mnist_rnn`: a classifier, and its training, by a recipe.
+- :func:`paired_differences`: what the recipe is worth against each variant, seed by seed.
 - :func:`draw_unrolled_rnn`: a recurrent layer, folded and unrolled through time.
 - :func:`plot_digit_rows`: an MNIST digit as the sequence of rows an RNN reads.
 - :func:`plot_compared_runs`: the learning curves of several runs, overlaid.
@@ -12,11 +13,14 @@ The cell itself, :mod:`book_utils.cells`, is core: later chapters build on it.
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from torch import nn
 
 from . import data, models, training
@@ -25,7 +29,9 @@ from ._checks import (
 )
 from .plots import CYCLE, DIAGRAM, as_numpy, diagram_axes, draw_arrow, draw_box
 
-# The classifier's recipe, chosen on the validation split (benchmarks/mnist_rnn.py).
+# The classifier's recipe. Its learning rate is chosen from LR_GRID on the validation split,
+# and benchmarks/mnist_rnn.py checks each of its other parts there; the sizes (128 units,
+# batch 64, 50 epochs, shifts of 2 pixels, clipping at 1) were set, not searched.
 RECIPE = {
     "hidden_size": 128,     # H
     "batch_size": 64,
@@ -83,7 +89,7 @@ def _check_make_mnist_rnn(kind: str = "rnn", recipe: dict = RECIPE) -> None:
 
 @checked_by(_check_make_mnist_rnn)
 def make_mnist_rnn(kind: str = "rnn", recipe: dict = RECIPE) -> models.SequenceClassifier:
-    """The classifier of eq-mnist-classifier: 28 rows in, 10 class scores out."""
+    """The classifier of Equation (1.3): 28 rows in, 10 class scores out."""
     model = models.make_classifier(kind, hidden_size=recipe["hidden_size"])
     if recipe["orthogonal"]:
         layer = model.recurrent
@@ -123,6 +129,65 @@ def train_mnist_rnn(model: nn.Module, split: data.MNIST, recipe: dict = RECIPE, 
     return training.fit(model, loader, epochs=recipe["epochs"], optimizer=optimizer,
                         scheduler=scheduler, val_loader=val, clip_norm=recipe["clip_norm"],
                         device=device, verbose=verbose)
+
+
+def _check_paired_differences(rows: list[dict], baseline: str, *, value: str = "val",
+                               by: str = "variant") -> None:
+    check_type("rows", rows, list)
+    check_type("baseline", baseline, str)
+    check_type("value", value, str)
+    check_type("by", by, str)
+    keys = {"seed", by, value}
+    bad = [i for i, row in enumerate(rows) if not isinstance(row, dict) or not keys <= set(row)]
+    if not rows or bad:
+        raise ValueError(f"rows must be a non-empty list of dicts with keys {sorted(keys)}, "
+                         f"got {len(rows)} rows" + (f", rows {bad[:5]} without them" if bad else ""))
+    seeds: dict[str, list] = {}
+    for row in rows:
+        seeds.setdefault(row[by], []).append(row["seed"])
+    if baseline not in seeds:
+        raise ValueError(f"baseline must be one of the rows' {by} values {sorted(seeds)}, "
+                         f"got {baseline!r}")
+    for group, group_seeds in seeds.items():
+        if len(set(group_seeds)) != len(group_seeds):
+            raise ValueError(f"rows must hold one run per seed and {by}, got seeds "
+                             f"{sorted(group_seeds)} for {group!r}")
+        if set(group_seeds) != set(seeds[baseline]):
+            raise ValueError(f"every {by} must have the baseline's seeds "
+                             f"{sorted(seeds[baseline])} to be paired, got {sorted(group_seeds)} "
+                             f"for {group!r}")
+    if len(seeds[baseline]) < 2:
+        raise ValueError(f"rows must hold at least 2 seeds per {by} for a spread, "
+                         f"got {len(seeds[baseline])}")
+
+
+@checked_by(_check_paired_differences)
+def paired_differences(rows: list[dict], baseline: str, *, value: str = "val",
+                       by: str = "variant") -> list[dict]:
+    """The baseline's ``value`` minus each other group's, seed by seed.
+
+    ``rows`` hold one run per seed and group (``row[by]``); runs with the same ``seed``
+    are paired (in the ablation a seed fixes the initial weights, the minibatch order and
+    the shifts). For every group but ``baseline``, in order of first appearance: the
+    number of pairs ``n``, the ``mean`` and sample standard deviation ``std`` of the
+    differences, the paired ``t = mean / (std / sqrt(n))`` (infinite when every difference
+    is the same non-zero number) and ``ahead``, in how many seeds the baseline is higher.
+    """
+    runs: dict[str, dict] = {}
+    for row in rows:
+        runs.setdefault(row[by], {})[row["seed"]] = float(row[value])
+    reference = runs.pop(baseline)
+    table = []
+    for group, scores in runs.items():
+        diffs = [reference[seed] - scores[seed] for seed in sorted(reference)]
+        mean, std = statistics.fmean(diffs), statistics.stdev(diffs)
+        if std > 0:
+            t = mean / (std / math.sqrt(len(diffs)))
+        else:                   # identical differences: no spread to divide by
+            t = math.copysign(math.inf, mean) if mean else 0.0
+        table.append({by: group, "n": len(diffs), "mean": mean, "std": std, "t": t,
+                      "ahead": sum(d > 0 for d in diffs)})
+    return table
 
 
 def draw_unrolled_rnn(steps: int = 3, *, state: str = "h", output: str | None = None) -> Figure:
@@ -221,6 +286,7 @@ def plot_compared_runs(histories: dict[str, dict]) -> Figure:
         ax.set_xlabel("epoch")
     axes[0].set_ylabel("cross-entropy loss (log scale)")
     axes[1].set_ylabel("accuracy")
+    axes[1].yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))   # as the tables
     axes[0].set_yscale("log")
     # One legend for both panels, below them: the same four lines are drawn in each.
     handles, labels = axes[1].get_legend_handles_labels()

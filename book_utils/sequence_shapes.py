@@ -38,15 +38,17 @@ from ._checks import (
 from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
 
 
-#: The chapter's MNIST recipes, chosen on the validation digits (mean over three seeds)
-#: by ``benchmarks/sequence_shapes.py --search``; the test digits played no part.
-CLASSIFIER_RECIPE = {"epochs": 12, "lr": 5e-3, "max_shift": 1}
-TAGGER_RECIPE = {"epochs": 12, "lr": 5e-3}
+#: The chapter's MNIST recipes: the peak learning rate (and, for the classifier, the shift)
+#: with the best mean validation accuracy over the selection seeds 10-12 in
+#: ``benchmarks/sequence_shapes.py --search``; the epochs are fixed by the time budget, and
+#: the test digits played no part.
+CLASSIFIER_RECIPE = {"epochs": 12, "lr": 2e-2, "max_shift": 1}
+TAGGER_RECIPE = {"epochs": 12, "lr": 2e-2}
 #: The forecasting recipes, chosen on validation series (not the held-out ones) by
-#: ``benchmarks/sequence_shapes.py --part forecast-search``: each GRU forecaster's own
-#: learning rate, and each linear baseline's window (for one step ahead, the best of those
-#: that fit the scored steps, the predictions of x_32 ... x_59).
-FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.1,
+#: ``benchmarks/sequence_shapes.py --part forecast-search`` with its selection seeds (10, 11):
+#: each GRU forecaster's own learning rate, and each linear baseline's window (for one step
+#: ahead, the best of those that fit the scored steps, the predictions of x_32 ... x_59).
+FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.03,
                    "window_one_step": 32, "window_direct": 48}
 
 
@@ -511,10 +513,11 @@ def draw_sequence_shapes() -> Figure:
     before the first step, h_{-1}, and is the input at every step. Bottom right,
     encoder to decoder: the source a_0 a_1 a_2 is read into one state s, which
     is the decoder's state before its first step, d_{-1} = s; the decoder reads
-    b_{-1}, the start token <sos>, first, then each target token it has written.
-    Wherever no initial state is drawn, it is zeros.
+    b_{-1}, the start token <sos>, first, then each target token it has written,
+    and its fourth output b_3 is the end token <eos>: four decoder steps for three
+    digits. Wherever no initial state is drawn, it is zeros.
     """
-    fig, ax = diagram_axes(17.1, 7.6, figsize=(10.8, 4.9))
+    fig, ax = diagram_axes(18.6, 7.6, figsize=(11.7, 4.9))
     xs = [f"$x_{{{t}}}$" for t in range(4)]
     ys = [f"$y_{{{t}}}$" for t in range(4)]
     hs = [f"$h_{{{t}}}$" for t in range(4)]
@@ -524,20 +527,23 @@ def draw_sequence_shapes() -> Figure:
     _shape_panel(ax, 0.0, bottom, "vector \u2192 sequence", ["$v$"] * 5, [None] + ys,
                  ["$h_{-1}$"] + hs)
     encoder = [f"$e_{{{i}}}$" for i in range(3)]
-    decoder = [f"$d_{{{j}}}$" for j in range(3)]
-    bs = [f"$b_{{{j}}}$" for j in range(3)]
+    decoder = [f"$d_{{{j}}}$" for j in range(4)]
+    bs = [f"$b_{{{j}}}$" for j in range(4)]
     _shape_panel(ax, right, bottom, "encoder \u2192 decoder",
-                 [f"$a_{{{i}}}$" for i in range(3)] + ["$b_{-1}$"] + bs[:2],
+                 [f"$a_{{{i}}}$" for i in range(3)] + ["$b_{-1}$"] + bs[:3],
                  [None, None, None] + bs, encoder + decoder)
-    # Each decoder output becomes the next decoder input.
-    centre = [right + 0.5 + _SHAPE_STEP * t for t in range(6)]
-    for t in (3, 4):
+    # Each decoder output but the end token becomes the next decoder input.
+    centre = [right + 0.5 + _SHAPE_STEP * t for t in range(7)]
+    for t in (3, 4, 5):
         draw_arrow(ax, (centre[t] + 0.45, bottom + 2.55), (centre[t + 1] - 0.45, bottom + 0.65))
+    ax.text(centre[6], bottom + 3.1, "end token", ha="center", va="bottom",
+            fontsize=DIAGRAM["font"] - 2)
+    ax.text(centre[3], bottom - 0.25, "start token", ha="center", fontsize=DIAGRAM["font"] - 2)
     split = (centre[2] + centre[3]) / 2
     ax.text(split, bottom + 1.85, "$s$", ha="center", va="bottom", fontsize=DIAGRAM["font"])
     ax.plot([split, split], [bottom - 0.1, bottom + 1.4], ls=":", color=DIAGRAM["edge"])
     ax.plot([split, split], [bottom + 2.2, bottom + 3.0], ls=":", color=DIAGRAM["edge"])
     ax.text(centre[1], bottom - 0.25, "encoder", ha="center", fontsize=DIAGRAM["font"] - 1)
-    ax.text(centre[4], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
+    ax.text(centre[5], bottom - 0.25, "decoder", ha="center", fontsize=DIAGRAM["font"] - 1)
     ax.set_ylim(-0.4, 7.6)
     return fig

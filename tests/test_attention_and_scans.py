@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from book_utils import attention_and_scans as A
@@ -352,6 +354,21 @@ def test_attention_errors_name_the_problem():
         A.plot_attention([torch.rand(2, 2)], ["12", "34"], ["21"])
     with pytest.raises(ValueError, match="titles must give one title per map"):
         A.plot_attention([torch.rand(2, 2)], ["12"], ["21"], titles=["a", "b"])
+    with pytest.raises(ValueError, match=r"marks must give one output step \(or None\) per map"):
+        A.plot_attention([torch.rand(2, 2)], ["12"], ["21"], marks=[0, 1])
+    with pytest.raises(ValueError, match="each mark must be at most 2, got 3"):
+        A.plot_attention([torch.rand(3, 2)], ["12"], ["21"], marks=[3])
+
+
+def test_plot_attention_outlines_the_marked_step():
+    fig = A.plot_attention([torch.rand(3, 2), torch.rand(3, 2)], ["12", "34"], ["21", "43"],
+                           marks=[1, None])
+    first, second = fig.axes[:2]
+    outlined = [p for p in first.patches if isinstance(p, Rectangle)]
+    assert len(outlined) == 1 and outlined[0].get_y() == 0.5      # around row 1
+    assert not [p for p in second.patches if isinstance(p, Rectangle)]
+    assert first.get_yticklabels()[1].get_fontweight() == "bold"
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------- drivers

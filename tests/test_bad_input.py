@@ -84,6 +84,7 @@ from book_utils import (  # noqa: E402
     data,
     language_model as lm,
     lstm_gates,
+    matrix_memories,
     memory_cells,
     models,
     plots,
@@ -265,6 +266,37 @@ def _step_weights(blocks: int, biases: tuple[str, ...]) -> dict:
                 W_x=torch.randn(3, 4 * blocks, generator=g),
                 W_h=torch.randn(4, 4 * blocks, generator=g),
                 **{b: torch.randn(4 * blocks, generator=g) for b in biases})
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def _qkv(d_v: int = 4) -> dict:
+    g = _gen()
+    q, k = (torch.nn.functional.normalize(torch.randn(2, 5, 3, generator=g), dim=2)
+            for _ in range(2))
+    return dict(q=q, k=k, v=torch.randn(2, 5, d_v, generator=g))
+
+
+def _gate(low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    return low + (high - low) * torch.rand(2, 5, generator=_gen())
+
+
+def _pairs() -> dict:
+    keys, values = matrix_memories.random_pairs(2, 3, 4, d_value=5, generator=_gen())
+    return dict(keys=keys, values=values)
+
+
+def _timing_rows() -> list:
+    return [{"T": T, "form": form, "repeat": r, "seconds": s * T * (1 + r / 10)}
+            for T in (4, 8) for form, s in (("recurrent", 1.0), ("chunkwise, C = 16", 0.5))
+            for r in range(2)]
+
+
+def _accuracy_rows(x: str, values: tuple) -> list:
+    return [{"model": m, x: v, "seed": s, "accuracy": 0.5 + s / 10}
+            for m in ("a", "b") for v in values for s in range(2)]
 
 
 SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
@@ -453,8 +485,11 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         layer=nn.RNN(3, 4, batch_first=True), rho=0.9)),
     "memory_cells.fade_rate": lambda: (memory_cells.fade_rate, dict(
         recurrent=nn.RNN(3, 4, batch_first=True), x=torch.randn(2, 5, 3), delta=torch.randn(3),
-        start=1)),
+        start=1, stop=4)),
     # --- chapter 1: recurrent_neurons
+    "recurrent_neurons.paired_differences": lambda: (recurrent_neurons.paired_differences, dict(
+        rows=[{"seed": s, "variant": v, "val": 0.9 + s / 100 - (v == "b") * (s + 1) / 50}
+              for s in range(3) for v in "ab"], baseline="a", value="val", by="variant")),
     "recurrent_neurons.make_mnist_rnn": lambda: (recurrent_neurons.make_mnist_rnn, dict(
         kind="scratch_rnn", recipe=_small_mnist_recipe())),
     "recurrent_neurons.train_mnist_rnn": lambda: (recurrent_neurons.train_mnist_rnn, dict(
@@ -486,6 +521,9 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         val_loader=_mnist_rows(), seed=0, device="cpu", verbose=False)),
     "bptt.make_step_classifier": lambda: (bptt.make_step_classifier, dict(
         kind="lstm", input_size=2, hidden_size=4, n_classes=2, nonlinearity="tanh")),
+    "bptt.train_exploding_rnn": lambda: (bptt.train_exploding_rnn, dict(
+        zip(("x", "y"), bptt.echo_stream(8, 6, lag=1, n_symbols=4)), lr=0.01, clip_norm=1.0,
+        seed=0, device="cpu")),
     # --- chapter 5: lstm_gates
     "lstm_gates.LSTMCell": lambda: (lstm_gates.LSTMCell, dict(input_size=3, hidden_size=4)),
     "lstm_gates.LSTMCell.forward": lambda: (lstm_gates.LSTMCell(3, 4).forward, dict(
@@ -520,7 +558,12 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         loader=data.make_loader(torch.rand(4, 28, 28), torch.arange(4)), max_shift=2,
         max_rotation=10.0, max_scale=0.1, seed=0)),
     "lstm_gates.make_adding_model": lambda: (lstm_gates.make_adding_model, dict(
-        kind="lstm", hidden_size=4, steps=5, seed=0, keep_bias=1.0)),
+        kind="lstm", hidden_size=4, steps=5, seed=0, max_lag=3, input_bias=0.0)),
+    "lstm_gates.best_setting": lambda: (lstm_gates.best_setting, dict(
+        rows=[{"T": 50, "lr": lr, "seed": k, "mse": lr * (k + 1)} for lr in (0.01, 0.1)
+              for k in range(2)], by=["T"], setting="lr", score="mse", minimize=True)),
+    "lstm_gates.gate_variance_shares": lambda: (lstm_gates.gate_variance_shares, dict(
+        gate=torch.rand(2, 4, 3), ink=torch.tensor([[True, False, True, False]] * 2))),
     "lstm_gates.run_adding_problem": lambda: (lstm_gates.run_adding_problem, dict(
         kind="gru", steps=4, hidden_size=4, train_steps=1, batch_size=2, lr=0.01, clip_norm=1.0,
         seed=0, n_test=4, keep_bias=1.0, device="cpu")),
@@ -718,6 +761,93 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         epochs=1, lr=0.01, mode="loop", seed=0, device="cpu")),
     "attention_and_scans.crossover": lambda: (scans.crossover, dict(
         rows=[{"T": 1, "a": 2.0, "b": 1.0}, {"T": 2, "a": 1.0, "b": 2.0}], fast="a", slow="b")),
+    # --- chapter 8: matrix_memories
+    "matrix_memories.elu_plus_one": lambda: (matrix_memories.elu_plus_one, dict(
+        x=torch.randn(2, 3))),
+    "matrix_memories.linear_attention_parallel": lambda: (
+        matrix_memories.linear_attention_parallel, dict(_qkv(), normalize=True)),
+    "matrix_memories.linear_attention_recurrent": lambda: (
+        matrix_memories.linear_attention_recurrent, dict(_qkv(), normalize=True)),
+    "matrix_memories.softmax_attention": lambda: (matrix_memories.softmax_attention, _qkv()),
+    "matrix_memories.linear_attention_chunkwise": lambda: (
+        matrix_memories.linear_attention_chunkwise, dict(_qkv(), chunk=2, normalize=True)),
+    "matrix_memories.delta_rule_recurrent": lambda: (matrix_memories.delta_rule_recurrent, dict(
+        _qkv(), beta=_gate(0.0, 2.0), alpha=_gate())),
+    "matrix_memories.delta_rule_chunkwise": lambda: (matrix_memories.delta_rule_chunkwise, dict(
+        _qkv(), beta=_gate(), chunk=2)),
+    "matrix_memories.write_pairs": lambda: (matrix_memories.write_pairs, dict(
+        _pairs(), rule="delta", beta=1.0)),
+    "matrix_memories.retrieval_error": lambda: (matrix_memories.retrieval_error, dict(
+        S=matrix_memories.write_pairs(**_pairs(), rule="additive"), **_pairs())),
+    "matrix_memories.random_pairs": lambda: (matrix_memories.random_pairs, dict(
+        trials=2, pairs=3, d_key=4, d_value=5, generator=_gen())),
+    "matrix_memories.retrieval_curves": lambda: (matrix_memories.retrieval_curves, dict(
+        pair_counts=[2, 4], key_sizes=[2, 4], trials=2, seed=0)),
+    "matrix_memories.mlstm_recurrent": lambda: (matrix_memories.mlstm_recurrent, dict(
+        _qkv(), log_i=torch.randn(2, 5), log_f=-_gate(), stabilize=True)),
+    "matrix_memories.paper_gated_delta_loop": lambda: (matrix_memories.paper_gated_delta_loop,
+                                                       dict(_qkv(), beta=_gate(), alpha=_gate())),
+    "matrix_memories.paper_mlstm_loop": lambda: (matrix_memories.paper_mlstm_loop, dict(
+        _qkv(), i_pre=torch.randn(2, 5), f_pre=torch.randn(2, 5))),
+    "matrix_memories.mqar_batch": lambda: (matrix_memories.mqar_batch, dict(
+        batch_size=2, pairs=[2, 3], length=12, generator=_gen())),
+    "matrix_memories.parity_batch": lambda: (matrix_memories.parity_batch, dict(
+        batch_size=2, length=5, generator=_gen())),
+    "matrix_memories.MatrixMemory": lambda: (matrix_memories.MatrixMemory, dict(
+        kind="delta", input_size=3, d_key=4, d_value=5, chunk=2)),
+    "matrix_memories.MatrixMemory.forward": lambda: (
+        matrix_memories.MatrixMemory("delta_neg", 3, 4, chunk=2).forward, dict(
+            x=torch.randn(2, 5, 3))),
+    "matrix_memories.MatrixMemory.state_floats": lambda: (
+        matrix_memories.MatrixMemory("linear", 3, 4).state_floats, {}),
+    "matrix_memories.MatrixMemory.extra_repr": lambda: (
+        matrix_memories.MatrixMemory("softmax", 3, 4).extra_repr, {}),
+    "matrix_memories.token_shift": lambda: (matrix_memories.token_shift, dict(
+        e=torch.randn(2, 5, 3))),
+    "matrix_memories.TaskModel": lambda: (matrix_memories.TaskModel, dict(
+        kind="delta", vocab_size=6, n_classes=3, d_model=4, d_key=4, hidden_size=4,
+        head_size=4)),
+    "matrix_memories.TaskModel.forward": lambda: (matrix_memories.TaskModel(
+        "lstm", 6, 3, d_model=4, hidden_size=4, head_size=4).forward, dict(
+            x=torch.tensor([[0, 1, 2], [3, 4, 5]]))),
+    "matrix_memories.TaskModel.state_floats": lambda: (matrix_memories.TaskModel(
+        "lstm", 6, 3, d_model=4, hidden_size=4, head_size=4).state_floats, {}),
+    "matrix_memories.make_model": lambda: (matrix_memories.make_model, dict(
+        task="parity", name="DeltaNet, beta in (0, 2)")),
+    "matrix_memories.task_batch": lambda: (matrix_memories.task_batch, dict(
+        task="mqar", batch_size=2, split="train", generator=_gen(), pairs=4)),
+    "matrix_memories.held_out": lambda: (matrix_memories.held_out, dict(
+        task="parity", split="validation")),
+    "matrix_memories.accuracies": lambda: (matrix_memories.accuracies, dict(
+        task="parity", model=matrix_memories.make_model("parity", "linear attention"),
+        split="validation", device="cpu")),
+    "matrix_memories.train_task": lambda: (matrix_memories.train_task, dict(
+        task="parity", name="linear attention", lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.train_model": lambda: (matrix_memories.train_model, dict(
+        task="parity", model=matrix_memories.make_model("parity", "linear attention"),
+        lr=0.01, seed=0, steps=2, device="cpu")),
+    "matrix_memories.UnitKeyAdditiveMemory": lambda: (matrix_memories.UnitKeyAdditiveMemory,
+                                                      dict(input_size=3, d_key=4, d_value=5)),
+    "matrix_memories.UnitKeyAdditiveMemory.forward": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).forward, dict(x=torch.randn(2, 5, 3))),
+    "matrix_memories.UnitKeyAdditiveMemory.state_floats": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).state_floats, {}),
+    "matrix_memories.UnitKeyAdditiveMemory.extra_repr": lambda: (
+        matrix_memories.UnitKeyAdditiveMemory(3, 4).extra_repr, {}),
+    "matrix_memories.time_forms": lambda: (matrix_memories.time_forms, dict(
+        lengths=[4, 8], batch_size=2, d_key=4, repeats=1, max_parallel=4, seed=0)),
+    "matrix_memories.median_seconds": lambda: (matrix_memories.median_seconds, dict(
+        rows=_timing_rows())),
+    "matrix_memories.crossover": lambda: (matrix_memories.crossover, dict(
+        rows=_timing_rows(), fast="chunkwise, C = 16", slow="recurrent")),
+    "matrix_memories.plot_retrieval": lambda: (matrix_memories.plot_retrieval, dict(
+        rows=matrix_memories.retrieval_curves([2, 4], [2], trials=2))),
+    "matrix_memories.plot_recall": lambda: (matrix_memories.plot_recall, dict(
+        rows=_accuracy_rows("pairs", (4, 8)))),
+    "matrix_memories.plot_parity": lambda: (matrix_memories.plot_parity, dict(
+        rows=_accuracy_rows("length", (16, 32)), train_length=16)),
+    "matrix_memories.plot_form_timings": lambda: (matrix_memories.plot_form_timings, dict(
+        rows=_timing_rows())),
     # --- displayed equations (their checks run through @checked_by)
     "cells.rnn_step": lambda: (cells.rnn_step, dict(
         x_t=torch.randn(2, 3), h_prev=torch.randn(2, 4), W_xh=torch.randn(3, 4),
@@ -784,6 +914,10 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "bptt.plot_step_history": lambda: (bptt.plot_step_history, dict(
         histories={"a": _full_history()}, title="t")),
     "lstm_gates.draw_lstm_cell": lambda: (lstm_gates.draw_lstm_cell, {}),
+    "lstm_gates.draw_gru_cell": lambda: (lstm_gates.draw_gru_cell, {}),
+    "lstm_gates.plot_gates_on_digit": lambda: (lstm_gates.plot_gates_on_digit, dict(
+        image=torch.rand(6, 6), gates={"f": torch.rand(6, 3), "i": torch.rand(6, 3)},
+        roles={"f": "forget", "i": "input"})),
     "memory_cells.draw_cell_with_output": lambda: (memory_cells.draw_cell_with_output, dict(
         steps=3, state="h", output="y")),
     "memory_cells.plot_state_trajectories": lambda: (memory_cells.plot_state_trajectories, dict(
@@ -799,7 +933,8 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         timings={"cpu": [{"T": 1, "loop": 0.1, "scan": 0.2, "nn.GRU": 0.1},
                          {"T": 2, "loop": 0.2, "scan": 0.2, "nn.GRU": 0.1}]})),
     "attention_and_scans.plot_attention": lambda: (scans.plot_attention, dict(
-        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"])),
+        weights=[torch.rand(3, 2)], sources=["12"], outputs=["21"], titles=["a title"],
+        marks=[1])),
     "attention_and_scans.draw_scan_tree": lambda: (scans.draw_scan_tree, dict(T=8)),
     "attention_and_scans.draw_attention_decoder": lambda: (scans.draw_attention_decoder, {}),
 }
@@ -834,7 +969,8 @@ METRICS = {
     "training.masked_mean", "training.masked_cross_entropy", "sequence_shapes.last_step_accuracy",
     "bptt.stream_accuracy", "bptt.relative_error", "memory_cells.linear_probe_accuracy",
     "attention_and_scans.max_relative_error", "language_model.pearson",
-    "language_model.unit_correlations",
+    "language_model.unit_correlations", "matrix_memories.retrieval_error",
+    "matrix_memories.accuracies",
 }
 
 
@@ -1132,6 +1268,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "text.KneserNey.distribution:order": {"zero"},
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
+    "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets
@@ -1141,6 +1278,8 @@ KNOWN_VALID: dict[str, set[str]] = {
     "data.stream_windows:y": {"float dtype", "id out of range", "negative id"},
     # an estimate that overflowed has an infinite error: that is the answer, not a score
     "attention_and_scans.max_relative_error:estimate": {"all nan"},
+    # a map with no step to outline: None is what marks holds for it
+    "attention_and_scans.plot_attention:marks": {"list of None"},
     # any module has parameters to count, a device and parameters to optimise
     "models.count_parameters:model": {"wrong module"},
     "training.model_device:model": {"wrong module"},
@@ -1155,12 +1294,14 @@ KNOWN_VALID: dict[str, set[str]] = {
     "memory_cells.linear_probe_accuracy:test_labels": {"id out of range"},   # are its labels
     "memory_cells.plot_state_trajectories:labels": {"id out of range", "negative id"},
     "recurrent_neurons.plot_digit_rows:image": {"integer dtype"},  # pixels as ints plot fine
+    "matrix_memories.mqar_batch:pairs": {"wrong type"},  # an int is one count for every sequence
 }
 # Arguments that some messages call by another name: "api:param" -> that name.
 ALIASES = {
     "cells.one_layer_state:value": "h0",               # the name it is given
     "plots.as_numpy:value": "x",
     "attention_and_scans.time_scans:lengths": "each length",
+    "matrix_memories.time_forms:lengths": "each length",
     "data.Vocabulary.encode:texts": "each text",
     "lstm_gates.LSTMCell.forward:state": "h",          # state is (h, c)
     "training.train_classifier:train_loader": "batches",  # fit's name for it

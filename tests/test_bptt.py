@@ -500,3 +500,40 @@ def test_plot_state_gradients_gives_one_colour_per_model_and_moves_a_long_legend
         assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1
     finally:
         plt.close(fig)
+
+
+def test_train_exploding_rnn_follows_the_recipe_and_records_every_step():
+    x, y = bptt.echo_stream(128, 12, lag=2, n_symbols=4, seed=0)
+    state = torch.random.get_rng_state()
+    model, history = bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=1.0, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator is untouched
+    recipe = bptt.CLIPPING_RECIPE
+    steps = recipe["epochs"] * -(-128 // recipe["batch_size"])
+    assert len(history["step_loss"]) == len(history["step_grad_norm"]) == steps
+    assert model.recurrent.nonlinearity == "relu"
+    assert model.recurrent.hidden_size == recipe["hidden_size"]
+    again, _ = bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=None, seed=3, device="cpu")
+    assert not torch.equal(again.recurrent.weight_hh_l0, model.recurrent.weight_hh_l0)
+    fresh = bptt.train_exploding_rnn(x, y, lr=1e-12, clip_norm=None, seed=3)[0]
+    radius = torch.linalg.eigvals(fresh.recurrent.weight_hh_l0.detach()).abs().max().item()
+    assert radius == pytest.approx(recipe["radius"], rel=1e-3)  # the starting W_hh, barely moved
+
+
+def test_train_exploding_rnn_rejects_bad_arguments():
+    x, y = bptt.echo_stream(16, 6, lag=1, n_symbols=4)
+    with pytest.raises(ValueError, match=r"x must one-hot code 4 symbols.*got shape \(16, 6, 2\)"):
+        bptt.train_exploding_rnn(x[..., :2], y, lr=0.01, clip_norm=1.0)
+    with pytest.raises(ValueError, match=r"y must have shape \(16, 6\).*got \(15, 6\)"):
+        bptt.train_exploding_rnn(x, y[:15], lr=0.01, clip_norm=1.0)
+    with pytest.raises(ValueError, match=r"y must hold symbols in \[0, 3\].*got [4-7]"):
+        bptt.train_exploding_rnn(x, y.clamp(min=0) + 4, lr=0.01, clip_norm=1.0)
+    bad = y.clone()
+    bad[0, 0] = -1  # a target the loss never reads is still refused
+    with pytest.raises(ValueError, match=r"got -1"):
+        bptt.train_exploding_rnn(x, bad, lr=0.01, clip_norm=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        bptt.train_exploding_rnn(x, y, lr=0.0, clip_norm=1.0)
+    with pytest.raises(ValueError, match="clip_norm"):
+        bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=-1.0)
+    with pytest.raises(TypeError, match="seed"):
+        bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=None, seed=1.5)

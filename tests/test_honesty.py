@@ -36,6 +36,9 @@ ALLOWED = {
     r"\\approx 0\.73\b": "sigma(1), a mathematical constant",
     r"80% training, 10% validation and 10% test": "the split fractions of a data set, settings",
     r"below 1%": "a threshold the exercise asks for, a setting",
+    r"above 1%": "the threshold that defines a gradient's reach (chapter 5), a setting",
+    r"below 0\.01\b": "the MSE the adding problem counts as solved (chapter 5), a setting",
+    r"95% interval": "the confidence level of an interval, a setting",
 }
 # Published work that the prose may quote numbers from, in a sentence saying that it reports them.
 CITED = ("Géron", "Liu", "Tensorflow Learning", "Hochreiter", "Schmidhuber", "Karpathy", "Graves")

@@ -165,7 +165,8 @@ def test_make_adding_model_with_a_keep_bias():
 
 def test_run_adding_problem_short_run_learns_something():
     run = lstm_gates.run_adding_problem("lstm", 10, hidden_size=16, train_steps=60, seed=0, device="cpu")
-    assert set(run) == {"model", "mse", "seconds", "history"}
+    assert set(run) == {"model", "val_mse", "mse", "baseline_mse", "prediction_std", "seconds",
+                        "history"}
     assert len(run["history"]["step_loss"]) == 60
     assert run["mse"] < data.ADDING_BASELINE_MSE
     with pytest.raises(ValueError, match="lr must be > 0.0, got 0.0"):
@@ -175,6 +176,20 @@ def test_run_adding_problem_short_run_learns_something():
 
 
 # ------------------------------------------------------------------ diagram
+
+
+def test_draw_gru_cell_labels_every_gate():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = lstm_gates.draw_gru_cell()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for label in ("update (keep)", "reset", "candidate", "$1 - z_t$", "$h_{t-1}$", "$h_t$",
+                  r"$r_t \odot (h_{t-1} W_{hn} + b_{hn})$"):
+        assert label in texts
+    plt.close(fig)
 
 
 def test_draw_lstm_cell_labels_every_gate():
@@ -328,3 +343,171 @@ def test_distortions_refuse_bad_limits_clearly(kwargs, error, message):
                 generator=torch.Generator())
     with pytest.raises(error, match=message):
         lstm_gates.distort_images(**{**args, **kwargs})
+
+
+# ------------------------------------------------------------ fair comparisons (issue 18)
+
+
+def test_adding_rnn_starts_orthogonal_or_as_an_irnn():
+    rnn = lstm_gates.make_adding_model("rnn", 6, 20).recurrent
+    W = rnn.weight_hh_l0.detach()
+    torch.testing.assert_close(W @ W.T, torch.eye(6))
+    assert rnn.nonlinearity == "tanh"
+    irnn = lstm_gates.make_adding_model("rnn", 6, 20, rnn_init="identity").recurrent
+    assert irnn.nonlinearity == "relu"
+    assert torch.equal(irnn.weight_hh_l0.detach(), torch.eye(6))
+    assert not irnn.bias_ih_l0.any() and not irnn.bias_hh_l0.any()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(kind="lstm", rnn_init="identity"), ValueError, "rnn_init applies to kind 'rnn' only, "
+                                                         "got kind 'lstm'"),
+    (dict(kind="rnn", keep_bias=1.0), ValueError, "keep_bias applies to the gated kinds"),
+    (dict(kind="rnn", rnn_init="xavier"), ValueError,
+     r"rnn_init must be one of \('orthogonal', 'identity'\), got 'xavier'"),
+])
+def test_make_adding_model_refuses_options_of_another_kind(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        lstm_gates.make_adding_model(hidden_size=4, steps=10, **kwargs)
+
+
+def test_run_adding_problem_scores_validation_and_test_apart():
+    run = lstm_gates.run_adding_problem("rnn", 8, hidden_size=4, train_steps=3, batch_size=8,
+                                        n_val=50, n_test=40, rnn_init="identity", device="cpu")
+    assert run["val_mse"] != run["mse"]  # two different sets of sequences
+    _, y_test = data.adding_problem(40, 8, seed=1_000_003)
+    assert run["baseline_mse"] == pytest.approx(((y_test - 1) ** 2).mean().item())
+    predictions = run["model"](data.adding_problem(40, 8, seed=1_000_003)[0]).detach()
+    assert run["prediction_std"] == pytest.approx(predictions.std().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="n_val must be >= 1, got 0"):
+        lstm_gates.run_adding_problem("rnn", 8, n_val=0)
+
+
+def test_adding_variants_are_matched_on_state_size():
+    sizes = {}
+    for name, spec in lstm_gates.ADDING_VARIANTS.items():
+        spec = {"hidden_size": lstm_gates.ADDING_RECIPE["hidden_size"], **spec}
+        layer = lstm_gates.make_adding_model(steps=10, **spec).recurrent
+        state = layer.hidden_size * (2 if isinstance(layer, nn.LSTM) else 1)
+        sizes[name] = state, models.count_parameters(lstm_gates.make_adding_model(steps=10, **spec))
+    assert sizes["RNN, orthogonal"][0] == sizes["LSTM, chrono"][0] == 64
+    assert abs(sizes["RNN, orthogonal"][1] / sizes["LSTM, chrono"][1] - 1) < 0.05
+    assert sizes["GRU, chrono"][0] < 64 and sizes["GRU, chrono"][1] < sizes["LSTM, chrono"][1]
+    assert set(lstm_gates.ADDING_LRS) == set(lstm_gates.ADDING_VARIANTS) | set(
+        lstm_gates.ADDING_CONTROLS)
+
+
+def test_adding_controls_start_with_long_time_scales_not_set_from_T():
+    def keep_bias(spec: dict, steps: int) -> torch.Tensor:
+        layer = lstm_gates.make_adding_model(hidden_size=32, steps=steps, **spec).recurrent
+        # the keep gate is the second block of both: f in (i, f, g, o), z in (r, z, n)
+        return (layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(-1, 32)[1]
+
+    controls = lstm_gates.ADDING_CONTROLS
+    for name in ("LSTM, b_f = 3", "GRU, b_z = 3"):
+        torch.testing.assert_close(keep_bias(controls[name], 200), torch.full((32,), 3.0))
+    # sized for T = 50 whatever the length: every time scale between 2 and 50 steps
+    wrong = keep_bias(controls["LSTM, chrono for T = 50"], 200)
+    torch.testing.assert_close(wrong, keep_bias(controls["LSTM, chrono for T = 50"], 10))
+    tau = 1 + wrong.exp()
+    assert tau.min() >= 2 - 1e-4 and tau.max() <= 50 + 1e-3 and tau.max() > 25
+    # told T, but the input gate starts half open
+    layer = lstm_gates.make_adding_model(hidden_size=32, steps=200,
+                                         **controls["LSTM, chrono, b_i = 0"]).recurrent
+    biases = (layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(4, 32)
+    assert not biases[0].any() and (1 + biases[1].exp()).max() > 100
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="rnn", max_lag=50), "max_lag sizes the chrono init of a gated kind without "
+                                   "keep_bias, got kind 'rnn' and keep_bias None"),
+    (dict(kind="lstm", max_lag=50, keep_bias=1.0), "got kind 'lstm' and keep_bias 1.0"),
+    (dict(kind="lstm", max_lag=1), "max_lag must be >= 2, got 1"),
+    (dict(kind="gru", input_bias=0.0), "input_bias applies to kind 'lstm' only, got kind 'gru'"),
+    (dict(kind="lstm", input_bias=float("nan")), "input_bias must be a finite"),
+])
+def test_make_adding_model_refuses_a_bad_max_lag_or_input_bias(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lstm_gates.make_adding_model(hidden_size=4, steps=10, **kwargs)
+
+
+def test_mnist_layers_are_matched_on_parameters():
+    counts = {kind: models.count_parameters(models.make_classifier(kind, hidden_size=size))
+              for kind, size in lstm_gates.MNIST_MATCHED_SIZES.items()}
+    assert lstm_gates.MNIST_MATCHED_SIZES["lstm"] == lstm_gates.MNIST_RECIPE["hidden_size"]
+    assert all(abs(n / counts["lstm"] - 1) < 0.005 for n in counts.values()), counts
+    assert set(lstm_gates.MNIST_LRS) == set(lstm_gates.MNIST_MATCHED_SIZES)
+    assert all(lstm_gates.MNIST_RECIPE["lr"] in lstm_gates.MNIST_LRS[k] for k in ("lstm", "gru"))
+
+
+def test_best_setting_picks_the_best_mean_and_ranks_diverged_runs_last():
+    rows = [{"T": T, "lr": lr, "seed": s, "mse": mse}
+            for T, lr, mses in ((10, 0.1, (0.3, 0.1)), (10, 0.01, (0.2, 0.25)),
+                                (50, 0.1, (None, 0.01)), (50, 0.01, (0.9, 0.8)))
+            for s, mse in enumerate(mses)]
+    assert lstm_gates.best_setting(rows, ["T"], "lr", "mse", minimize=True) == {
+        (10,): 0.1, (50,): 0.01}  # 0.2 < 0.225 at T = 10; a diverged run loses at T = 50
+    assert lstm_gates.best_setting(rows[:4], ["T"], "lr", "mse", minimize=False) == {(10,): 0.01}
+    every_one_failed = [{"g": 1, "lr": lr, "acc": None} for lr in (1, 2)]
+    assert lstm_gates.best_setting(every_one_failed, ["g"], "lr", "acc", minimize=False) == {(1,): 1}
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (([], ["T"], "lr", "mse"), ValueError, "rows must be a non-empty list of dicts"),
+    (([{"T": 1, "lr": 1}], ["T"], "lr", "mse"), ValueError, "every row needs a 'mse' entry"),
+    (([{"T": 1, "lr": 1, "mse": 1}], "T", "lr", "mse"), TypeError, "by must be a list of column"),
+    (("rows", ["T"], "lr", "mse"), TypeError, "rows must be list, got str"),
+])
+def test_best_setting_errors(args, error, message):
+    with pytest.raises(error, match=message):
+        lstm_gates.best_setting(*args, minimize=True)
+    with pytest.raises(TypeError, match="minimize must be True or False, got int"):
+        lstm_gates.best_setting([{"T": 1, "lr": 1, "mse": 1}], ["T"], "lr", "mse", minimize=1)
+
+
+def test_gate_variance_shares_find_the_grouping_that_decides():
+    ink = torch.zeros(4, 6, dtype=torch.bool)
+    ink[:, 2:5] = True
+    by_unit = torch.linspace(0.1, 0.9, 5).expand(4, 6, 5).clone()
+    assert lstm_gates.gate_variance_shares(by_unit, ink) == pytest.approx(
+        {"unit": 1.0, "step": 0.0, "ink": 0.0}, abs=1e-9)
+    by_ink = torch.where(ink, 0.8, 0.2)[..., None].expand(4, 6, 5).clone()
+    shares = lstm_gates.gate_variance_shares(by_ink, ink)
+    assert shares["ink"] == pytest.approx(1.0) and shares["step"] == pytest.approx(1.0)
+    assert shares["unit"] == pytest.approx(0.0, abs=1e-9)
+    mixed = by_unit + torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(0))
+    assert all(0 <= v <= 1 for v in lstm_gates.gate_variance_shares(mixed, ink).values())
+
+
+@pytest.mark.parametrize("gate, ink, error, message", [
+    (torch.rand(4, 6), torch.ones(4, 6, dtype=torch.bool), ValueError, "gate must have shape"),
+    (torch.rand(4, 6, 3), torch.ones(4, 6), TypeError, "ink must be a bool tensor"),
+    (torch.rand(4, 6, 3), torch.ones(4, 5, dtype=torch.bool), ValueError,
+     r"ink must have shape \(batch, time\) = \(4, 6\), got \(4, 5\)"),
+    (torch.rand(4, 6, 3), torch.ones(4, 6, dtype=torch.bool), ValueError, "got only rows with ink"),
+    (torch.full((4, 6, 3), float("nan")), torch.eye(4, 6, dtype=torch.bool), ValueError,
+     "gate must hold finite activations"),
+])
+def test_gate_variance_shares_errors(gate, ink, error, message):
+    with pytest.raises(error, match=message):
+        lstm_gates.gate_variance_shares(gate, ink)
+
+
+def test_plot_gates_on_digit_labels_every_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gates = {name: torch.rand(28, 16) for name in "ifo"}
+    roles = {"i": "input, write", "f": "forget, keep", "o": "output, read"}
+    fig = lstm_gates.plot_gates_on_digit(torch.rand(28, 28), gates, roles)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "gate i: input, write" in titles and "on its side: column t is row t" in titles
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    assert sum(ax.get_xlabel() == "time step t (row of the image)" for ax in fig.axes) == 4
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"gates\['i'\] must have one row per image row, 28"):
+        lstm_gates.plot_gates_on_digit(torch.rand(28, 28), {"i": torch.rand(27, 4)}, roles)
+    with pytest.raises(ValueError, match="roles must name the role of every gate"):
+        lstm_gates.plot_gates_on_digit(torch.rand(28, 28), gates, {})

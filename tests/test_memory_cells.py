@@ -99,6 +99,10 @@ def test_fade_rate_of_a_linear_like_cell_is_its_spectral_radius():
                                   start=3)
     assert rate["measured"] == pytest.approx(0.7, rel=1e-4)
     assert rate["mean_slope"] == pytest.approx(1.0, abs=1e-6)
+    assert rate["rms_slope"] == pytest.approx(1.0, abs=1e-6)
+    window = memory_cells.fade_rate(layer, x, torch.tensor([1e-3, 0.0], dtype=torch.float64),
+                                    start=2, stop=6)
+    assert window["measured"] == pytest.approx(0.7, rel=1e-4)
 
 
 def test_fade_rate_matches_the_perturbation_effect():
@@ -109,7 +113,14 @@ def test_fade_rate_matches_the_perturbation_effect():
     assert rate["measured"] == pytest.approx(float((effect[9] / effect[4]) ** (1 / 5)))
     with torch.no_grad():
         states, _ = layer(x)
-    assert rate["mean_slope"] == pytest.approx(float((1 - states[:, 4:] ** 2).mean()))
+    # five steps carry the change from step 4 to step 9: the slopes of steps 5 to 9
+    slopes = 1 - states[:, 5:] ** 2
+    assert rate["mean_slope"] == pytest.approx(float(slopes.mean()))
+    assert rate["rms_slope"] == pytest.approx(float((slopes ** 2).mean().sqrt()))
+    assert rate["rms_slope"] >= rate["mean_slope"]          # never below the mean
+    window = memory_cells.fade_rate(layer, x, delta, start=2, stop=6)
+    assert window["measured"] == pytest.approx(float((effect[6] / effect[2]) ** (1 / 4)))
+    assert window["mean_slope"] == pytest.approx(float((1 - states[:, 3:7] ** 2).mean()))
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -136,6 +147,15 @@ def test_fade_rate_matches_the_perturbation_effect():
     (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
                                     torch.ones(2), start=-1), ValueError,
      "start must be >= 0, got -1"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(2), start=2, stop=2), ValueError,
+     "stop must be after start=2 and at most the last step 4, got 2"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(2), start=1, stop=5), ValueError,
+     "stop must be after start=1 and at most the last step 4, got 5"),
+    (lambda: memory_cells.fade_rate(nn.RNN(2, 3, batch_first=True), torch.randn(2, 5, 2),
+                                    torch.ones(2), start=1, stop=2.0), TypeError,
+     "stop must be an int"),
 ])
 def test_spectral_helpers_reject_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
@@ -669,3 +689,9 @@ def test_recall_task_lag_zero_asks_for_the_last_symbol_and_seed_must_be_a_python
     assert torch.equal(x[:, -1].argmax(dim=1), y)
     with pytest.raises(TypeError, match="seed must be a Python int, got numpy.int64"):
         memory_cells.make_recall_task(20, 6, 2, seed=np.int64(1))
+
+
+def test_classifier_recipe_is_chapter_1s():
+    # Chapter 2 restates Chapter 1's recipe (a chapter module imports no other's): keep them equal.
+    from book_utils.recurrent_neurons import RECIPE
+    assert memory_cells.CLASSIFIER == RECIPE

@@ -228,7 +228,8 @@ LINEAR = nn.Linear(2, 2)
 @pytest.mark.parametrize("name, call", [
     ("epochs", lambda: training.fit(LINEAR, [], epochs=HUGE, verbose=False,
                                     optimizer=torch.optim.SGD(LINEAR.parameters(), lr=1))),
-    ("steps", lambda: lm.train_for_steps(lm.CharLM(5, "gru", hidden_size=4), [(None, None)],
+    ("steps", lambda: lm.train_for_steps(lm.CharLM(5, "gru", hidden_size=4),
+                                         [(torch.zeros(1, 2, dtype=torch.long),) * 2],
                                          steps=HUGE, lr=0.1)),
     ("max_steps", lambda: models.EncoderDecoder(8, 3, 4).greedy_decode(
         torch.tensor([[4, 5]]), torch.tensor([2]), max_steps=HUGE)),

@@ -36,6 +36,8 @@ def test_learning_curves_overlay_every_run_on_two_panels():
         assert accuracy.lines[0].get_color() != accuracy.lines[2].get_color()  # one colour per run
         assert accuracy.lines[0].get_linestyle() == "-" and accuracy.lines[1].get_linestyle() == "--"
         assert loss.get_yscale() == "log"
+        fig.canvas.draw()        # accuracy in percent, as the chapter's tables give it
+        assert accuracy.yaxis.get_major_formatter()(0.9, 0) == "90%"
     finally:
         plt.close(fig)
 
@@ -165,3 +167,53 @@ def test_train_mnist_rnn_follows_the_recipe_and_is_repeatable(changes):
 def test_recipe_functions_reject_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def ablation_rows() -> list[dict]:
+    scores = {"recipe": [0.96, 0.97, 0.95], "no shifts": [0.95, 0.95, 0.96],
+              "same": [0.96, 0.97, 0.95]}
+    return [{"variant": v, "seed": seed, "val": score}
+            for v, values in scores.items() for seed, score in zip((3, 4, 5), values)]
+
+
+def test_paired_differences_pair_runs_by_seed():
+    table = recurrent_neurons.paired_differences(ablation_rows(), "recipe")
+    assert [row["variant"] for row in table] == ["no shifts", "same"]
+    shifts, same = table
+    # differences 0.01, 0.02, -0.01: mean 0.00667, sd 0.01528, t = 0.756
+    assert shifts["n"] == 3 and shifts["ahead"] == 2
+    assert shifts["mean"] == pytest.approx(0.02 / 3)
+    assert shifts["std"] == pytest.approx(0.0152753, rel=1e-5)
+    assert shifts["t"] == pytest.approx(0.7559289, rel=1e-5)
+    assert same["mean"] == 0 and same["t"] == 0 and same["ahead"] == 0
+    shuffled = list(reversed(ablation_rows()))            # row order does not matter
+    assert recurrent_neurons.paired_differences(shuffled, "recipe")[1]["mean"] == shifts["mean"]
+
+
+def test_paired_differences_of_a_constant_gap_have_infinite_t():
+    rows = [{"variant": v, "seed": s, "acc": base + s / 100}
+            for v, base in (("a", 0.9), ("b", 0.8)) for s in range(3)]
+    (row,) = recurrent_neurons.paired_differences(rows, "a", value="acc")
+    assert row["mean"] == pytest.approx(0.1) and row["t"] == float("inf")
+
+
+@pytest.mark.parametrize("rows, kwargs, error, match", [
+    ("rows", {}, TypeError, "rows must be list, got str"),
+    ([], {}, ValueError, r"rows must be a non-empty list of dicts with keys \['seed', 'val', "
+                         r"'variant'\], got 0 rows"),
+    ([{"variant": "recipe", "val": 0.9}], {}, ValueError, r"rows \[0\] without them"),
+    (ablation_rows(), {"baseline": "Adam"}, ValueError,
+     r"baseline must be one of the rows' variant values .*got 'Adam'"),
+    (ablation_rows()[:-1], {}, ValueError,
+     r"every variant must have the baseline's seeds \[3, 4, 5\] to be paired, got \[3, 4\] "
+     r"for 'same'"),
+    (ablation_rows() + [ablation_rows()[0]], {}, ValueError,
+     r"one run per seed and variant, got seeds \[3, 3, 4, 5\] for 'recipe'"),
+    ([r for r in ablation_rows() if r["seed"] == 3], {}, ValueError,
+     "at least 2 seeds per variant for a spread, got 1"),
+    (ablation_rows(), {"baseline": 1}, TypeError, "baseline must be str, got int"),
+    (ablation_rows(), {"value": "test"}, ValueError, r"keys \['seed', 'test', 'variant'\]"),
+])
+def test_paired_differences_reject_bad_arguments(rows, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        recurrent_neurons.paired_differences(rows, **{"baseline": "recipe", **kwargs})

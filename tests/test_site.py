@@ -32,7 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from book_utils import (attention_and_scans, bptt, cells, language_model, lstm_gates, memory_cells, plots,  # noqa: E402
-                        recurrent_neurons, sequence_shapes)
+                        matrix_memories, recurrent_neurons, sequence_shapes)
 
 from conftest import CHAPTERS, ROOT
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -117,10 +117,22 @@ SAMPLES = {
     "draw_cell_with_output": lambda: memory_cells.draw_cell_with_output(3),
     "draw_sequence_shapes": lambda: sequence_shapes.draw_sequence_shapes(),
     "draw_lstm_cell": lambda: lstm_gates.draw_lstm_cell(),
+    "draw_gru_cell": lambda: lstm_gates.draw_gru_cell(),
+    "plot_gates_on_digit": lambda: lstm_gates.plot_gates_on_digit(
+        torch.rand(28, 28), {name: torch.rand(28, 8) for name in "ifo"},
+        {"i": "input, write", "f": "forget, keep", "o": "output, read"}),
     "draw_unrolled_classifier": lambda: bptt.draw_unrolled_classifier(3),
     "draw_autograd_graph": lambda: bptt.draw_autograd_graph(*_sample_autograd_graph()),
     "plot_state_gradients": lambda: bptt.plot_state_gradients(
         {"tanh": torch.logspace(-3, 0, 20), "relu": torch.logspace(-5, 0, 20)}),
+    "plot_retrieval": lambda: matrix_memories.plot_retrieval(
+        matrix_memories.retrieval_curves([2, 4, 8], [4, 8], trials=2)),
+    "plot_recall": lambda: matrix_memories.plot_recall(
+        [{"model": m, "pairs": n, "accuracy": a} for m, a in (("a", 0.9), ("b", 0.3)) for n in (4, 8)]),
+    "plot_parity": lambda: matrix_memories.plot_parity(
+        [{"model": m, "length": t, "accuracy": a} for m, a in (("a", 1.0), ("b", 0.5)) for t in (16, 64)], 16),
+    "plot_form_timings": lambda: matrix_memories.plot_form_timings(
+        [{"T": T, "form": f, "seconds": 1e-3 * T} for T in (16, 64) for f in matrix_memories.FORMS]),
     "plot_step_history": lambda: bptt.plot_step_history(
         {"no clipping": {"step_loss": [2.0, 1.5, float("nan")], "step_grad_norm": [1.0, 50.0, float("nan")]},
          "clipped": {"step_loss": [2.0, 1.2, 0.9], "step_grad_norm": [1.0, 3.0, 0.8]}}),
@@ -266,3 +278,27 @@ def test_landing_page_gives_the_readmes_two_commands() -> None:
     paragraph = next(p for p in re.split(r"\n\s*\n", (ROOT / "intro.md").read_text())
                      if p.lstrip().startswith("**Run it on your machine.**"))
     assert re.findall(r"`(bash scripts/[^`]+)`", paragraph) == commands, paragraph
+
+
+# ---------------------------------------------------------------- inline math that survives MyST
+
+DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.DOTALL)
+FENCED = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+BLOCK_START = re.compile(r"(?:[-+*>#]|\d+[.)])(?:\s|$)")
+
+
+def test_no_inline_math_line_starts_like_a_block(chapter: Path) -> None:
+    # A line inside $...$ that starts with "+ ", "- ", "1. " or "#" is read by MyST as a list
+    # item or heading before the math is seen: the page then shows a raw "$" and broken markup.
+    problems = []
+    for index, cell in enumerate(nbformat.read(chapter, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"`[^`\n]*`", "", DISPLAY_MATH.sub("", FENCED.sub("", cell.source)))
+        open_math = False
+        for line in text.splitlines():
+            if open_math and BLOCK_START.match(line.lstrip()):
+                problems.append(f"cell {index}: {line.strip()[:60]!r}")
+            open_math ^= line.replace(r"\$", "").count("$") % 2 == 1
+    assert not problems, "inline math broken across a line that starts like a block:\n  " + \
+        "\n  ".join(problems)
