@@ -67,7 +67,8 @@ SOURCES = [
     "book_utils.language_model.NGramModel", "book_utils.language_model.interpolated_prob",
     "book_utils.language_model.ngram_char_bits",
     "book_utils.training.fit", "book_utils.training.evaluate", "book_utils.training.make_optimizer",
-    "book_utils.text.load_corpus", "book_utils.text.stream_batches", "book_utils.text.KneserNey",
+    "book_utils.text.load_corpus", "book_utils.text.CORPUS_SHA256",
+    "book_utils.text.stream_batches", "book_utils.text.KneserNey",
     "book_utils.text.kneser_ney_prob", "book_utils.text.kneser_ney_discounts",
 ]
 MEMORY_FEATURES = ("inside quotes", "inside brackets", "position in line", "inside code")
