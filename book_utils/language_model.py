@@ -449,7 +449,7 @@ def _check_next_char_probs(logits: torch.Tensor, temperature: float = 1.0,
 
 @checked_by(_check_next_char_probs)
 def next_char_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
-    """softmax(z / T), keeping only the k largest scores when ``top_k`` is given."""
+    """softmax(z / temperature), keeping only the k largest scores when ``top_k`` is given."""
     z = logits / temperature
     if top_k is not None:
         kth_largest = z.topk(top_k, dim=-1).values[..., -1:]
@@ -765,7 +765,8 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     range over seeds (bars, each model's nudged sideways so they do not hide each
     other). ``panels`` maps a panel's title to the models it shows (default: one
     panel with all); a model keeps its colour, line style and marker in every panel.
-    ``baseline`` (the n-gram model's validation bpc) is the dashed line in all.
+    ``baseline`` (the n-gram model's validation bpc) is the dashed line of the seed panels;
+    the one-run panel leaves it out, since its training windows are a different text.
     """
     panels = {"validation text": tuple(seeds)} if panels is None else panels
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.8),
@@ -791,20 +792,21 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
             ax.errorbar(x, mean, yerr=[mean - values.min(axis=0), values.max(axis=0) - mean],
                         color=colour, ls=style, marker=marker, ms=4, lw=1.3, elinewidth=0.9,
                         capsize=2, label=name)
-            lowest, first = min(lowest, float(values.min())), first + [float(mean[0])]
+            lowest, first = min(lowest, float(values.min())), first + [float(values[:, 0].max())]
         ax.set_title(f"{title}: mean and range over {len(seeds[names[0]])} seeds", fontsize=10)
     for ax in axes:
-        ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
+        if ax is not left:
+            ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
         ax.set_xlabel("updates")
         handles, labels = ax.get_legend_handles_labels()
         order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("Kneser"))
         ax.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
     left.set_ylabel("bits per character")
-    top = max(first) + 0.2
+    top = max(first) + 0.1
     left.set_ylim(lowest - 0.1, top)
     if bits[0] > top:      # the first windows (about log2 V bits) lie above the frame
         left.annotate(f"training starts at {bits[0]:.1f} bits", xy=(updates[0], top),
-                      xytext=(0.25, 0.9), textcoords="axes fraction", fontsize=8,
+                      xytext=(0.25, 0.55), textcoords="axes fraction", fontsize=8,
                       arrowprops={"arrowstyle": "->", "color": "0.3"})
     fig.tight_layout()
     return fig
