@@ -655,6 +655,14 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         states=torch.randn(10, 4), features={"f": torch.randn(10)})),
     "language_model.units_above": lambda: (lm.units_above, dict(
         correlations={"f": torch.tensor([0.1, -0.6, 0.7])}, threshold=0.5)),
+    "language_model.char_bits": lambda: (lm.char_bits, dict(
+        model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
+    "language_model.ngram_char_bits": lambda: (lm.ngram_char_bits, dict(
+        model=text.KneserNey(PASSAGE, 2, VOCAB), text="ab ca.", order=2)),
+    "language_model.copied_mask": lambda: (lm.copied_mask, dict(
+        text="ab ca.", reference=PASSAGE, length=3)),
+    "language_model.cell_states": lambda: (lm.cell_states, dict(
+        model=lm.CharLM(6, "lstm", embedding_size=3, hidden_size=4), vocab=VOCAB, text="ab c")),
     "language_model.train_recipe": lambda: (lm.train_recipe, dict(
         name="GRU", vocab_size=5, windows=_windows(), lr=0.01, seed=0, dropout=0.0,
         state="carry", val_windows=_windows(), steps=2, device="cpu")),
@@ -1254,6 +1262,7 @@ KNOWN_VALID: dict[str, set[str]] = {
     "language_model.NGramModel.distribution:order": {"zero"},
     "language_model.NGramModel.bits_per_char:order": {"zero"},
     "language_model.sample_ngram:order": {"zero"},
+    "language_model.ngram_char_bits:order": {"zero"},
     "text.kneser_ney_prob:order": {"zero"},
     "text.KneserNey.prob:order": {"zero"},
     "text.KneserNey.distribution:order": {"zero"},
