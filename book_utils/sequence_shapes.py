@@ -499,10 +499,11 @@ def _shape_panel(
         if x is not None:
             draw_box(ax, (cx, bottom + 0.5), x, "input")
             if t == 0 and first_sets_state:
+                # Long dashes, no shrinking: the gap between the boxes is short.
                 ax.annotate("", xy=(cx, bottom + 1.3), xytext=(cx, bottom + 0.8),
-                            arrowprops={"arrowstyle": "-|>", "ls": "--", "lw": 1.3,
-                                        "color": DIAGRAM["edge"], "shrinkA": 2, "shrinkB": 2})
-                ax.text(cx - 0.12, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
+                            arrowprops={"arrowstyle": "-|>", "ls": (0, (2, 1.2)), "lw": 1.8,
+                                        "color": DIAGRAM["edge"], "shrinkA": 0, "shrinkB": 0})
+                ax.text(cx - 0.2, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
                         ha="right", va="center", color=DIAGRAM["edge"])
             else:
                 draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))

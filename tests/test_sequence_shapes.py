@@ -695,7 +695,8 @@ def test_forecast_recipe_is_the_best_of_its_saved_search():
     assert best == {"linear, one step": recipe["window_one_step"],
                     "linear, direct": recipe["window_direct"],
                     "GRU, one step": recipe["lr_one_step"],
-                    "GRU, vector of 10": recipe["lr_direct"], "MLP, one step": bench.MLP["lr"]}
+                    "GRU, vector of 10": recipe["lr_direct"], "MLP, one step": bench.MLP["lr"],
+                    "MLP, vector of 10": bench.MLP_DIRECT["lr"]}
     # every candidate ran with every selection seed, and none of them reports evidence
     learned = [m for m in best if not m.startswith("linear")]
     counts = _search_means("sequence_shapes_forecast", ["setting"])["count"]
@@ -707,7 +708,13 @@ def test_forecast_recipe_is_the_best_of_its_saved_search():
 
 def test_mnist_recipes_are_the_best_of_their_saved_search():
     bench = _benchmark()
-    table = _search_means("sequence_shapes_mnist", ["epochs", "lr", "max_shift"])
+    rows = [r for r in results.load("sequence_shapes_mnist")["rows"] if r["role"] == "selection"]
+    logistic = pd.DataFrame([r for r in rows if r.get("l2") is not None])
+    logistic = logistic.groupby("l2")["value"].mean()
+    assert logistic.idxmax() == bench.LOGISTIC["l2"]
+    assert sorted(logistic.index) == sorted(bench.LOGISTIC_L2_GRID)
+    table = pd.DataFrame([r for r in rows if r.get("l2") is None]).groupby(
+        ["model", "epochs", "lr", "max_shift"], dropna=False)["value"].agg(["mean", "count"])
     for model, recipe, grid in [("GRU digit classifier", sequence_shapes.CLASSIFIER_RECIPE,
                                  bench.CLASSIFIER_GRID),
                                 ("GRU per-row classifier", sequence_shapes.TAGGER_RECIPE,
