@@ -725,3 +725,17 @@ def test_mnist_recipes_are_the_best_of_their_saved_search():
         assert {k: chosen[k] for k in recipe} == recipe
         assert len(runs) == math.prod(len(v) for v in grid.values())
         assert (runs["count"] == len(bench.SELECTION_SEEDS)).all()
+
+
+def test_the_chapter_counts_the_benchmark_mlps_it_describes():
+    # The chapter types the MLP controls' parameter counts (32-100-1 and 48-62-10); they
+    # must match the benchmark's recipes and the GRUs they are matched with.
+    bench = _benchmark()
+    one = torch.nn.Sequential(torch.nn.Linear(bench.MLP["window"], bench.MLP["hidden"]),
+                              torch.nn.ReLU(), torch.nn.Linear(bench.MLP["hidden"], 1))
+    ten = torch.nn.Sequential(
+        torch.nn.Linear(bench.MLP_DIRECT["window"], bench.MLP_DIRECT["hidden"]),
+        torch.nn.ReLU(), torch.nn.Linear(bench.MLP_DIRECT["hidden"], bench.HORIZON))
+    assert models.count_parameters(one) == 32 * 100 + 100 + 100 + 1 == 3401
+    assert models.count_parameters(ten) == 48 * 62 + 62 + 62 * 10 + 10 == 3668
+    assert bench.MLP_DIRECT["window"] == sequence_shapes.FORECAST_RECIPE["window_direct"]
