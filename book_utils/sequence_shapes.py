@@ -505,7 +505,7 @@ def _shape_panel(
                             arrowprops={"arrowstyle": "-|>", "ls": (0, (3, 2)), "lw": 1.5,
                                         "color": DIAGRAM["edge"], "shrinkA": 0, "shrinkB": 0,
                                         "connectionstyle": "arc3,rad=-0.9"})
-                ax.text(cx - 1.05, bottom + 1.05, "tanh\nlayer", fontsize=DIAGRAM["font"] - 3,
+                ax.text(cx - 1.15, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
                         ha="right", va="center", color=DIAGRAM["edge"])
             else:
                 draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))
