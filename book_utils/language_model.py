@@ -759,8 +759,8 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
 
     ``run`` is a history of :func:`train_for_steps` with validation: its training
     windows' losses (each taken before the update it causes, averaged over ``smooth``
-    windows) and its validation scores; the first windows lie above the frame, and an
-    arrow says where they start. ``seeds`` maps a model's name to one
+    windows) and its validation scores; the curve's first points lie above the frame, and an
+    arrow says where the smoothed curve starts. ``seeds`` maps a model's name to one
     ``(val_steps, validation bpc)`` pair per seed, drawn as the mean (line) and the
     range over seeds (bars, each model's nudged sideways so they do not hide each
     other). ``panels`` maps a panel's title to the models it shows (default: one
@@ -805,7 +805,7 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     top = max(first) + 0.1
     left.set_ylim(lowest - 0.1, top)
     if bits[0] > top:      # the first windows (about log2 V bits) lie above the frame
-        left.annotate(f"training starts at {bits[0]:.1f} bits", xy=(updates[0], top),
+        left.annotate(f"smoothed curve starts at {bits[0]:.1f} bits", xy=(updates[0], top),
                       xytext=(0.25, 0.55), textcoords="axes fraction", fontsize=8,
                       arrowprops={"arrowstyle": "->", "color": "0.3"})
     fig.tight_layout()
