@@ -230,7 +230,7 @@ def test_figures_draw():
                                                                        "Kneser-Ney n-gram (validation)"]
     assert "2 seeds" in right.get_title()
     # The first window (9 nats, 13 bits) lies above the frame, and an arrow says so.
-    assert left.get_ylim()[1] < 13 and "training starts at 13.0 bits" in left.texts[0].get_text()
+    assert left.get_ylim()[1] < 13 and "curve starts at 13.0 bits" in left.texts[0].get_text()
     plt.close(fig)
     fig = lm.plot_learning_curves(run, seeds, baseline=1.5, smooth=1,
                                   panels={"first": ("a", "b"), "second": ("b",)})
