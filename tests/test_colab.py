@@ -21,8 +21,12 @@ import shutil
 import site as site_module
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.9 and 3.10: the same parser, as tomli (pytest installs it)
+    import tomli as tomllib
 
 import matplotlib
 import nbformat
