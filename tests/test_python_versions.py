@@ -73,11 +73,16 @@ def pinned_version(requirement: Requirement) -> str:
     return specifier.version
 
 
+# Pinned for 3.9 and 3.10 only: their venvs bring a setuptools too old for pyproject.toml's [project].
+OLDER_ONLY = {"setuptools"}
+
+
 @pytest.mark.parametrize("python", ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"])
 def test_every_python_gets_one_exact_pin_of_each_package(python: str) -> None:
     newest = pins("3.11")
     selected = pins(python)
-    assert set(selected) == set(newest), f"Python {python} and 3.11 install different packages"
+    extra = OLDER_ONLY if tuple(map(int, python.split("."))) < (3, 11) else set()
+    assert set(selected) == set(newest) | extra, f"Python {python} and 3.11 install different packages"
     for name, requirement in selected.items():
         pinned_version(requirement)
         if tuple(map(int, python.split("."))) >= (3, 11):
@@ -88,7 +93,7 @@ def test_the_older_set_is_older_and_keeps_jupyter_book_1() -> None:
     older, newest = pins("3.9"), pins("3.11")
     assert pins("3.10") == older, "one set for 3.9 and 3.10"
     assert pinned_version(older["jupyter-book"]) == pinned_version(newest["jupyter-book"]) == "1.0.4.post1"
-    for name in older:
+    for name in set(older) - OLDER_ONLY:
         assert Version(pinned_version(older[name])) <= Version(pinned_version(newest[name])), name
 
 
