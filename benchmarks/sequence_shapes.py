@@ -1,35 +1,35 @@
-"""Chapter 3's models against their baselines, over five seeds, and the searches behind its recipes.
+"""Chapter 3's models against their baselines, over five seeds, with the searches behind its recipes.
 
-    python benchmarks/sequence_shapes.py                          # forecast, reverser and mnist parts
-    python benchmarks/sequence_shapes.py --part forecast-search   # the forecasting recipe (validation)
-    python benchmarks/sequence_shapes.py --part forecast          # writes sequence_shapes_forecast
-    python benchmarks/sequence_shapes.py --part reverser          # writes sequence_shapes_reverser
-    python benchmarks/sequence_shapes.py --part mnist             # writes sequence_shapes_mnist
-    python benchmarks/sequence_shapes.py --search                 # the MNIST recipe search (validation)
+    python benchmarks/sequence_shapes.py                     # forecast, reverser and mnist parts
+    python benchmarks/sequence_shapes.py --part forecast     # writes sequence_shapes_forecast
+    python benchmarks/sequence_shapes.py --part reverser     # writes sequence_shapes_reverser
+    python benchmarks/sequence_shapes.py --part mnist        # writes sequence_shapes_mnist
+    python benchmarks/sequence_shapes.py --part mnist --seeds 0 --no-search   # a quick try
 
-Each saved part runs the chapter's recipe with seeds 0-4 (``--seeds`` to change; fewer than five
-seeds print without saving) and writes per-seed rows with ``book_utils.results.save``; chapter 3
-reads them. The seed sets the weights and the order of the batches; the data are the chapter's.
-The searches use their own seeds (``SELECTION_SEEDS``, 10-12), so the seeds reported as evidence
-played no part in choosing the recipes.
+The forecast and mnist parts first search their recipes on *validation* data with their own
+selection seeds (``SELECTION_SEEDS``, 10-12), and stop if the search does not pick the recipe the
+chapter uses (``sequence_shapes.FORECAST_RECIPE``, ``CLASSIFIER_RECIPE``, ``TAGGER_RECIPE`` and
+``MLP`` below). Then each part runs the chapter's recipe with seeds 0-4 (``--seeds`` to change;
+fewer than five seeds, or ``--no-search``, print without saving) and writes the search rows
+(``role: selection``) and the per-seed rows (``role: evidence``) with ``book_utils.results.save``;
+chapter 3 reads them. The seeds reported as evidence played no part in choosing the recipes.
 
-forecast: held-out series (the chapter's), one step ahead on the predictions of x_32 ... x_59 (so
-every linear window fits) and on the prediction of x_32 alone (where the GRU and the 32-value linear
-model read the same values), and the 10 values after a context of 50, for the naive last value, the
-linear model and the two GRU forecasters of ``sequence_shapes.FORECAST_RECIPE``.
-forecast-search: that recipe's choices on *validation* series (never the held-out ones): each GRU
-forecaster's learning rate (selection seeds 10 and 11) and each linear model's window.
+forecast: the search scores each linear model's window, and each GRU forecaster's and the MLP's
+learning rate, on validation series. The evidence scores held-out series (the chapter's), one
+step ahead on the predictions of x_32 ... x_59 (so every window fits) and on the prediction of
+x_32 alone (where the GRU, the MLP and the 32-value linear model read the same values), with a
+paired bootstrap over the 500 held-out series of each difference at x_32; and the 10 values after
+a context of 50, for the naive last value, the linear model and the two GRU forecasters.
 reverser: the encoder-decoder's exact match on held-out strings, per length: up to 200 unseen
 strings of each length 3-8 (every unseen one where fewer exist), and 200 of each of the longer
 lengths 9 and 10, which training never showed.
-mnist: the GRU digit classifier and the per-row classifier of cropped digits, trained on the
-training split with ``CLASSIFIER_RECIPE`` and ``TAGGER_RECIPE``; test accuracy once per seed, and
-the per-row classifier's validation accuracy after each row of the uncropped digits. A control
-trains the per-row classifier on uncropped digits (every crop 28 rows), so that every row's
-prediction learns from every digit, and records its validation accuracy after each row too.
---search compares candidate MNIST recipes on the validation split only (selection seeds 10-12) and
-never touches the test split; the chapter uses the best mean. The learning rate and, for the
-classifier, the shift are searched; the epochs are fixed at 12 by the chapter's time budget.
+mnist: the search trains every candidate recipe (learning rate and, for the classifier, the
+shift; the epochs are fixed at 12 by the chapter's time budget) and scores the validation split
+only. The evidence trains the GRU digit classifier and the per-row classifier of cropped digits
+on the training split; test accuracy once per seed, and the per-row classifier's validation
+accuracy after each row of the uncropped digits. A control trains the per-row classifier on
+uncropped digits (every crop 28 rows), so that every row's prediction learns from every digit,
+and records its accuracy on the cropped test digits and its validation accuracy after each row.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import time
 
 import pandas as pd
 import torch
+from torch import nn
 
 from book_utils import data, models, results, sequence_shapes, session, training
 
@@ -51,6 +52,12 @@ MIN_ROWS = 14
 CLASSIFIER_GRID = {"epochs": [12], "lr": [2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1], "max_shift": [0, 1]}
 TAGGER_GRID = {"epochs": [12], "lr": [2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]}
 LR_GRID, WINDOW_GRID = (1e-2, 3e-2, 1e-1, 3e-1), (4, 8, 16, 24, 32, 40, 44, 48, 50)
+# A control for the one-step GRU: an MLP on the linear model's 32 values, 100 ReLU units, so
+# 32 * 100 + 100 + 100 + 1 = 3,401 parameters against the GRU's 3,393; its lr is searched too.
+MLP = {"window": 32, "hidden": 100, "steps": 1000, "batch_size": 256, "lr": 1e-2}
+MLP_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+BOOTSTRAP = 2000  # resamples of the 500 held-out series
+COMPARED_AT_32 = (("GRU", "linear"), ("GRU", "MLP"), ("MLP", "linear"))
 SELECTION_SEEDS = (10, 11, 12)  # choose recipes; the evidence uses seeds 0-4
 COMMAND = "python benchmarks/sequence_shapes.py --part {}"
 SOURCES = {
@@ -113,37 +120,109 @@ def multi_step(forecast: torch.Tensor, future: torch.Tensor) -> dict[str, float]
             f"MSE, mean of {HORIZON}": errors.mean().item()}
 
 
-def forecast_search(device: torch.device) -> None:
+def mlp_windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every window of ``window`` values with the value after it: (n, window), (n,)."""
+    windows = series[:, :-1].unfold(1, window, 1)                 # ends at x_{window-1} ... x_{T-2}
+    return windows.reshape(-1, window), series[:, window:].reshape(-1)
+
+
+def train_mlp(train: torch.Tensor, lr: float, seed: int, device: torch.device) -> nn.Module:
+    """An MLP on the last MLP["window"] values, about as many parameters as the one-step GRU."""
+    session.seed_everything(seed)
+    model = nn.Sequential(nn.Linear(MLP["window"], MLP["hidden"]), nn.ReLU(),
+                          nn.Linear(MLP["hidden"], 1)).to(device)
+    inputs, targets = (t.to(device) for t in mlp_windows(train, MLP["window"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=MLP["steps"])
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(MLP["steps"]):
+        index = torch.randint(0, len(inputs), (MLP["batch_size"],), generator=generator).to(device)
+        loss = nn.functional.mse_loss(model(inputs[index])[:, 0], targets[index])
+        training.update(model, loss, optimizer, clip_norm=1.0, scheduler=schedule)
+    return model.eval()
+
+
+def mlp_one_step(model: nn.Module, held_out: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The MLP's one-step predictions, aligned with x_1 ... x_{T-1} (NaN before a full window)."""
+    window = MLP["window"]
+    with torch.no_grad():
+        windows = held_out[:, :-1].unfold(1, window, 1).to(device)
+        fitted = model(windows)[..., 0].cpu()
+    return torch.cat([torch.full((len(held_out), window - 1), float("nan")), fitted], dim=1)
+
+
+def bootstrap_rows(seed: int, errors: dict[str, torch.Tensor], held_out: torch.Tensor) -> list[dict]:
+    """Paired bootstrap over the held-out series of each model's edge at x_32 alone.
+
+    ``errors`` maps a model to its one-step predictions; the difference of squared errors
+    series by series is resampled (fixed generator), so the interval is the sampling noise
+    of the 500 series, which the seeds (they vary only the training) do not show.
+    """
+    target = held_out[:, SCORED_FROM]
+    squared = {name: (p[:, SCORED_FROM - 1] - target) ** 2 for name, p in errors.items()}
+    index = torch.randint(0, len(target), (BOOTSTRAP, len(target)),
+                          generator=torch.Generator().manual_seed(0))
+    rows = []
+    for a, b in COMPARED_AT_32:
+        difference = squared[a] - squared[b]
+        means = difference[index].mean(dim=1)
+        low, high = torch.quantile(means, torch.tensor([0.025, 0.975])).tolist()
+        rows += [{"seed": seed, "task": "one step, paired bootstrap", "model": f"{a} minus {b}",
+                  "measure": measure, "value": value}
+                 for measure, value in ((f"x_{SCORED_FROM}: mean difference", difference.mean().item()),
+                                        ("95% interval, low", low), ("95% interval, high", high))]
+    return rows
+
+
+def forecast_search(device: torch.device) -> list[dict]:
+    """Every candidate forecasting setting on the validation series, one row per run."""
     data_ = series()
     train, val = data_["train"], data_["validation"]
     context, future = val[:, :-HORIZON], val[:, -HORIZON:]
-    print(f"validation series, one step ahead scored on x_{SCORED_FROM} on; "
-          f"{HORIZON} steps after a context of {context.shape[1]}")
     rows = []
-    for window in WINDOW_GRID:
+
+    def row(seed, model, setting, value):
+        rows.append({"seed": seed, "role": "selection", "task": "search", "model": model,
+                     "setting": setting, "measure": "validation MSE", "value": value})
+
+    for window in WINDOW_GRID:  # least squares: no seed
         if window <= SCORED_FROM:
-            rows.append({"model": "linear, one step", "setting": f"window {window}",
-                         "validation MSE": one_step_mse(linear_one_step(train, val, window), val)})
+            row(None, "linear, one step", window, one_step_mse(linear_one_step(train, val, window), val))
         forecast = sequence_shapes.LinearForecaster(window, HORIZON).fit(train).forecast(context)
-        rows.append({"model": "linear, direct", "setting": f"window {window}",
-                     "validation MSE": multi_step(forecast, future)[f"MSE, mean of {HORIZON}"]})
-    for lr in LR_GRID:
-        scores = {"GRU, one step": [], f"GRU, vector of {HORIZON}": []}
-        for seed in SELECTION_SEEDS[:2]:
+        row(None, "linear, direct", window, multi_step(forecast, future)[f"MSE, mean of {HORIZON}"])
+    for seed in SELECTION_SEEDS:
+        for lr in LR_GRID:
             model, _ = train_gru(train, 1, lr, seed, device)
-            scores["GRU, one step"].append(one_step_mse(gru_one_step(model, val, device), val))
+            row(seed, "GRU, one step", lr, one_step_mse(gru_one_step(model, val, device), val))
             model, _ = train_gru(train, HORIZON, lr, seed, device)
             forecast = model.forecast(context.to(device)).cpu()
-            scores[f"GRU, vector of {HORIZON}"].append(
-                multi_step(forecast, future)[f"MSE, mean of {HORIZON}"])
-        for name, values in scores.items():
-            rows.append({"model": name, "setting": f"lr {lr:g}",
-                         "validation MSE": statistics.mean(values), "worst seed": max(values)})
-        print(f"lr {lr:g} done", flush=True)
-    table = pd.DataFrame(rows).sort_values(["model", "validation MSE"])
-    print(table.round(5).to_string(index=False))
-    best = table.groupby("model", sort=False).first()
-    print("\nbest per model (lowest validation MSE):\n" + best.round(5).to_string())
+            row(seed, f"GRU, vector of {HORIZON}", lr, multi_step(forecast, future)[f"MSE, mean of {HORIZON}"])
+        for lr in MLP_LR_GRID:
+            model = train_mlp(train, lr, seed, device)
+            row(seed, "MLP, one step", lr, one_step_mse(mlp_one_step(model, val, device), val))
+        print(f"selection seed {seed} done", flush=True)
+    return rows
+
+
+def best_settings(rows: list[dict], keys: list[str], lowest: bool) -> dict[str, dict]:
+    """Per model, the setting with the best mean over the selection seeds."""
+    table = pd.DataFrame([r for r in rows if r["role"] == "selection"])
+    means = table.groupby(["model", *keys], dropna=False)["value"].mean().reset_index()
+    groups = means.groupby("model")["value"]
+    best = means.loc[groups.idxmin() if lowest else groups.idxmax()]
+    return {row["model"]: {k: row[k] for k in keys} for _, row in best.iterrows()}
+
+
+def check_forecast_recipe(rows: list[dict]) -> None:
+    chosen = {m: v["setting"] for m, v in best_settings(rows, ["setting"], lowest=True).items()}
+    print("chosen on validation:", chosen)
+    recipe = sequence_shapes.FORECAST_RECIPE
+    expected = {"linear, one step": recipe["window_one_step"], "linear, direct": recipe["window_direct"],
+                "GRU, one step": recipe["lr_one_step"], f"GRU, vector of {HORIZON}": recipe["lr_direct"],
+                "MLP, one step": MLP["lr"]}
+    wrong = {m: (v, expected[m]) for m, v in chosen.items() if v != expected[m]}
+    if wrong:
+        raise SystemExit(f"the search chose {wrong} (chosen, in the recipe): update the recipe and rerun")
 
 
 def forecast_rows(seeds: list[int], device: torch.device) -> list[dict]:
@@ -164,19 +243,24 @@ def forecast_rows(seeds: list[int], device: torch.device) -> list[dict]:
         direct_k = multi_step(direct.forecast(context.to(device)).cpu(), future)
         gru_predictions = gru_one_step(one_step, test, device)
         gru_one = one_step_mse(gru_predictions, test)
-        for model, predictions in [("naive (last value)", naive_one),
-                                   (f"linear (window {recipe['window_one_step']})", linear_one),
-                                   ("GRU", gru_predictions)]:
-            rows += [{"seed": seed, "task": "one step", "model": model, "measure": measure,
-                      "value": one_step_mse(predictions, test, last)}
+        predictions = {"naive (last value)": naive_one,
+                       f"linear (window {recipe['window_one_step']})": linear_one,
+                       f"MLP (window {MLP['window']})": mlp_one_step(
+                           train_mlp(train, MLP["lr"], seed, device), test, device),
+                       "GRU": gru_predictions}
+        for model, predicted in predictions.items():
+            rows += [{"seed": seed, "role": "evidence", "task": "one step", "model": model,
+                      "measure": measure, "value": one_step_mse(predicted, test, last)}
                      for measure, last in (("one-step MSE", None),
                                            (f"MSE of x_{SCORED_FROM} alone", SCORED_FROM))]
+        named = dict(zip(("naive", "linear", "MLP", "GRU"), predictions.values()))
+        rows += [{**r, "role": "evidence"} for r in bootstrap_rows(seed, named, test)]
         for model, errors in [("naive (last value)", naive_k),
                               (f"linear (window {recipe['window_direct']}), direct", linear_k),
                               ("GRU, predictions fed back", rollout_k),
                               (f"GRU, vector of {HORIZON}", direct_k)]:
-            rows += [{"seed": seed, "task": f"{HORIZON} steps", "model": model, "measure": measure,
-                      "value": value} for measure, value in errors.items()]
+            rows += [{"seed": seed, "role": "evidence", "task": f"{HORIZON} steps", "model": model,
+                      "measure": measure, "value": value} for measure, value in errors.items()]
         print(f"seed {seed}: one-step GRU {gru_one:.5f}, direct GRU "
               f"{direct_k[f'MSE, mean of {HORIZON}']:.5f}; trained in {one_seconds:.1f} s "
               f"+ {direct_seconds:.1f} s", flush=True)
@@ -281,83 +365,100 @@ def mnist_rows(mnist: data.MNIST, seeds: list[int], device: torch.device) -> lis
                   "value": by_row[t].item()} for t in range(28)]
         control, _, _ = train_tagger(uncropped, sequence_shapes.TAGGER_RECIPE, seed, device)
         control_by_row = accuracy_after_each_row(control, mnist, device)
-        rows += [{"seed": seed, "model": "GRU per-row classifier, trained on uncropped digits",
+        control_name = "GRU per-row classifier, trained on uncropped digits"
+        rows.append({"seed": seed, "model": control_name, "measure": "test accuracy, cropped digits",
+                     "rows read": None, "value": tagger_accuracy(control, cropped["test"], device)})
+        rows += [{"seed": seed, "model": control_name,
                   "measure": "validation accuracy after t rows", "rows read": t + 1,
                   "value": control_by_row[t].item()} for t in range(28)]
         print(f"seed {seed}: classifier test {test:.2%}, per-row classifier test "
               f"{tagger_test:.2%}, best row {int(by_row.argmax()) + 1} "
               f"(uncropped control: {int(control_by_row.argmax()) + 1})", flush=True)
-    return rows
+    return [{**row, "role": "evidence"} for row in rows]
 
 
-def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> None:
-    """Every candidate MNIST recipe on the validation split: mean and worst over the seeds."""
-    cropped = crops(mnist)
+def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> list[dict]:
+    """Every candidate MNIST recipe on the validation split, one row per run."""
+    cropped, rows = crops(mnist), []
     for name, grid, run in [
         ("GRU digit classifier", CLASSIFIER_GRID, lambda r, s: train_classifier(mnist, r, s, device)),
         ("GRU per-row classifier", TAGGER_GRID, lambda r, s: train_tagger(cropped, r, s, device)),
     ]:
-        rows = []
         for values in itertools.product(*grid.values()):
             recipe = dict(zip(grid, values))
-            scores = [run(recipe, seed)[1:] for seed in seeds]
-            accuracies = [a for a, _ in scores]
-            rows.append({**recipe, "val mean": sum(accuracies) / len(accuracies), "val worst": min(accuracies),
-                         "train s": sum(s for _, s in scores) / len(scores)})
-            print(f"{name}: {recipe} -> {rows[-1]['val mean']:.2%}", flush=True)
-        table = pd.DataFrame(rows).sort_values("val mean", ascending=False)
-        print(f"\n{name}, validation accuracy over seeds {seeds} (best first):")
-        print(table.round(4).to_string(index=False), "\n")
+            for seed in seeds:
+                _, accuracy, seconds = run(recipe, seed)
+                rows.append({"seed": seed, "role": "selection", "model": name,
+                             "measure": "validation accuracy", "rows read": None,
+                             "epochs": recipe["epochs"], "lr": recipe["lr"],
+                             "max_shift": recipe.get("max_shift"), "value": accuracy,
+                             "seconds": seconds})
+            print(f"{name}: {recipe} -> {statistics.mean(r['value'] for r in rows[-len(seeds):]):.2%}",
+                  flush=True)
+    return rows
+
+
+def check_mnist_recipes(rows: list[dict]) -> None:
+    chosen = best_settings(rows, ["epochs", "lr", "max_shift"], lowest=False)
+    print("chosen on validation:", chosen)
+    for name, recipe in [("GRU digit classifier", sequence_shapes.CLASSIFIER_RECIPE),
+                         ("GRU per-row classifier", sequence_shapes.TAGGER_RECIPE)]:
+        picked = {k: v for k, v in chosen[name].items() if k in recipe}
+        if picked != recipe:
+            raise SystemExit(f"{name}: the search chose {picked}, the recipe is {recipe}: update it")
 
 
 # ---------------------------------------------------------------- main
 
 
-def report(part: str, rows: list[dict], by: list[str], value: str, seeds: list[int], notes: str) -> None:
+def report(part: str, rows: list[dict], by: list[str], value: str, seeds: list[int], notes: str,
+           selection: list[dict] = ()) -> None:
+    """Print the evidence's summary; save it with the search rows behind its recipe."""
     table = pd.DataFrame(results.summarize(rows, by, value))
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
         print(table.round(5).to_string(index=False))
-    if len(seeds) >= results.MIN_SEEDS:
-        path = results.save(f"sequence_shapes_{part}", rows,
+    if len(seeds) >= results.MIN_SEEDS and (selection or part == "reverser"):
+        path = results.save(f"sequence_shapes_{part}", [*selection, *rows],
                             sources=["benchmarks/sequence_shapes.py", *SOURCES[part]],
                             command=COMMAND.format(part), notes=notes)
         print(f"wrote {path}")
     else:
-        print(f"(not saved: {len(seeds)} seeds, a results file needs {results.MIN_SEEDS})")
+        print(f"(not saved: {len(seeds)} seeds, or no search; a results file needs "
+              f"{results.MIN_SEEDS} seeds and the search behind its recipe)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--part", choices=("all", "forecast-search", "forecast", "reverser", "mnist"),
-                        default="all")
-    parser.add_argument("--search", action="store_true",
-                        help="compare MNIST recipes on the validation split (no test split)")
+    parser.add_argument("--part", choices=("all", "forecast", "reverser", "mnist"), default="all")
+    parser.add_argument("--no-search", action="store_true",
+                        help="skip the recipe search (a quick try; nothing is saved)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, as in the chapters (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = session.pick_device()
     start = time.perf_counter()
-    if args.search or args.part in ("all", "mnist"):
-        mnist = data.load_mnist(validation_fraction=0.125, device=device)
-    if args.search:
-        search(mnist, list(SELECTION_SEEDS), device)
-    elif args.part == "forecast-search":
-        forecast_search(device)
-    else:
-        parts = ("forecast", "reverser", "mnist") if args.part == "all" else (args.part,)
-        for part in parts:
-            print(f"\n== {part}, seeds {args.seeds}")
-            if part == "forecast":
-                rows = forecast_rows(args.seeds, device)
-                report(part, rows, ["task", "model", "measure"], "value", args.seeds, f"device {device}")
-            elif part == "reverser":
-                rows = reverser_rows(args.seeds, device)
-                report(part, rows, ["length"], "exact match", args.seeds, f"device {device}")
-            else:
-                rows = mnist_rows(mnist, args.seeds, device)
-                report(part, rows, ["model", "measure", "rows read"], "value", args.seeds,
-                       f"data: {mnist.describe()}; device {device}")
+    parts = ("forecast", "reverser", "mnist") if args.part == "all" else (args.part,)
+    for part in parts:
+        print(f"\n== {part}, seeds {args.seeds}", flush=True)
+        if part == "forecast":
+            selection = [] if args.no_search else forecast_search(device)
+            if selection:
+                check_forecast_recipe(selection)
+            rows = forecast_rows(args.seeds, device)
+            report(part, rows, ["task", "model", "measure"], "value", args.seeds, f"device {device}",
+                   selection)
+        elif part == "reverser":
+            rows = reverser_rows(args.seeds, device)
+            report(part, rows, ["length"], "exact match", args.seeds, f"device {device}")
+        else:
+            mnist = data.load_mnist(validation_fraction=0.125, device=device)
+            selection = [] if args.no_search else search(mnist, list(SELECTION_SEEDS), device)
+            if selection:
+                check_mnist_recipes(selection)
+            rows = mnist_rows(mnist, args.seeds, device)
+            report(part, rows, ["model", "measure", "rows read"], "value", args.seeds,
+                   f"data: {mnist.describe()}; device {device}", selection)
     print(f"device {device}, total {time.perf_counter() - start:.1f} s")
 
 

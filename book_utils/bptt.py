@@ -35,12 +35,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.ticker import FuncFormatter, LogLocator
 from torch import nn
 from torch.nn import functional as F
 
 from . import data, models, training
 from ._checks import (
-    check_bool, check_device, check_float, check_int, check_layer, check_layer_input,
+    check_bool, check_choice, check_device, check_float, check_int, check_layer, check_layer_input,
     check_layer_state, check_tensor, check_type, check_val_loader, checked_by,
 )
 from .cells import ScratchRNN, torch_parameters
@@ -480,7 +481,8 @@ CLIPPING_RECIPE = {"n_symbols": 4, "lag": 4, "length": 40, "hidden_size": 64, "r
 
 
 def _check_train_exploding_rnn(x: torch.Tensor, y: torch.Tensor, *, lr: float,
-                               clip_norm: float | None, seed: int = 0, device=None) -> None:
+                               clip_norm: float | None, seed: int = 0, device=None,
+                               optimizer: str = "sgd") -> None:
     n_symbols = CLIPPING_RECIPE["n_symbols"]
     check_tensor("x", x, dim=3, floating=True, layout=f"(sequences, time, {n_symbols})",
                  nonempty=True, finite=True)
@@ -504,20 +506,23 @@ def _check_train_exploding_rnn(x: torch.Tensor, y: torch.Tensor, *, lr: float,
     check_int("seed", seed, minimum=0)
     if device is not None:
         check_device(device)
+    check_choice("optimizer", optimizer, ("sgd", "adam"))
 
 
 @checked_by(_check_train_exploding_rnn)
 def train_exploding_rnn(
     x: torch.Tensor, y: torch.Tensor, *, lr: float, clip_norm: float | None, seed: int = 0,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = None, optimizer: str = "sgd",
 ) -> tuple[SequenceClassifier, dict]:
     """Train :data:`CLIPPING_RECIPE`'s ReLU RNN to classify ``x`` by its last label ``y[:, -1]``.
 
     ``x`` (sequences, time, n_symbols) and ``y`` (sequences, time) come from
     :func:`echo_stream`. The seed sets the random W_hh (rescaled to the recipe's
     spectral radius), the other initial weights and the order of the batches. With
-    ``clip_norm=None`` nothing is clipped. A run may explode: its history then holds
-    NaN or infinite losses (``allow_nonfinite``). Returns ``(model, history)`` from
+    ``clip_norm=None`` nothing is clipped. ``optimizer="sgd"`` is the recipe's SGD
+    with momentum; ``"adam"`` is Adam with PyTorch's defaults, the control a
+    practitioner would try first. A run may explode: its history then holds NaN or
+    infinite losses (``allow_nonfinite``). Returns ``(model, history)`` from
     :func:`training.fit`, with the gradient norm before clipping at every step.
     """
     recipe = CLIPPING_RECIPE
@@ -530,8 +535,11 @@ def train_exploding_rnn(
         W = torch.randn(H, H)
         with torch.no_grad():
             model.recurrent.weight_hh_l0.copy_(W * recipe["radius"] / torch.linalg.eigvals(W).abs().max())
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"])
-    history = training.fit(model.to(device), loader, epochs=recipe["epochs"], optimizer=optimizer,
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"])
+    history = training.fit(model.to(device), loader, epochs=recipe["epochs"], optimizer=opt,
                            clip_norm=clip_norm, device=device, allow_nonfinite=True, verbose=False)
     return model, history
 
@@ -586,7 +594,8 @@ def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure
 
     Forward arrows run left to right and upwards: every input enters through
     W_xh, every state passes to the next through W_hh, and the last state gives
-    the scores o through W_hy. With ``backward``, curved arrows show dL/dh_t
+    the scores o through W_hy, which the loss compares with the target y. With
+    ``backward``, curved arrows show dL/dh_t
     travelling back from the head to the last state, then one step at a time
     through every copy of W_hh.
     """
@@ -615,7 +624,9 @@ def draw_unrolled_classifier(steps: int = 3, *, backward: bool = True) -> Figure
     draw_box(ax, (x_last, 3.3), "$o$", "output")
     draw_arrow(ax, (x_last, 2.5), (x_last, 3.0), "$W_{hy}$")
     draw_box(ax, (x_last, 4.4), r"$\mathcal{L}$", "loss")
-    draw_arrow(ax, (x_last, 3.6), (x_last, 4.1), "$y$")
+    draw_arrow(ax, (x_last, 3.6), (x_last, 4.1))
+    draw_box(ax, (x_last + 1.5, 4.4), "target $y$", "input", size=(1.2, 0.6))
+    draw_arrow(ax, (x_last + 0.9, 4.4), (x_last + 0.45, 4.4))
     if backward:
         ax.add_patch(FancyArrowPatch((x_last + 0.45, 3.2), (x_last + 0.45, 2.3), arrowstyle="-|>",
                                      mutation_scale=12, color=DIAGRAM["loss"], lw=1.3,
@@ -875,17 +886,23 @@ def plot_state_gradients(
     return fig
 
 
-def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
+def plot_step_history(
+    histories: dict, *, title: str | None = None, loss_max: float | None = None
+) -> Figure:
     """Loss and gradient norm at every optimiser step, for several training runs.
 
     ``histories`` maps a label to a history from ``training.fit`` (its
     ``"step_loss"`` and ``"step_grad_norm"`` lists). Both panels use a log scale
     and share one legend, under them.
     A run whose loss becomes NaN or infinite gets a dotted vertical line at the
-    first such step, since a log plot cannot show those values.
+    first such step, since a log plot cannot show those values. With ``loss_max``
+    the loss axis stops there, so that a few huge losses do not squeeze the rest,
+    and every finite loss above it is marked by a triangle on the top edge.
     """
     if title is not None:
         check_type("title", title, str)
+    if loss_max is not None:
+        check_float("loss_max", loss_max, minimum=0.0, strict_minimum=True)
     check_type("histories", histories, dict)
     if not histories:
         raise ValueError("histories is empty: give at least one label -> history entry, "
@@ -905,13 +922,26 @@ def plot_step_history(histories: dict, *, title: str | None = None) -> Figure:
             if len(bad):
                 ax.axvline(bad[0], color=colour, ls=":", lw=1.5,
                            label=f"{label}: NaN from step {bad[0]}")
+            above = np.flatnonzero(np.isfinite(values) & (values > (loss_max or np.inf)))
+            if key == "step_loss" and len(above):
+                ax.plot(above, np.full(len(above), loss_max), "^", color=colour, ms=6,
+                        clip_on=False, label=f"{label}: loss above {loss_max:g}")
     axes[0].set_ylabel("training loss (cross-entropy)")
     axes[1].set_ylabel("gradient norm before clipping")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_xlabel("optimiser step")
+    if loss_max is not None:
+        axes[0].set_ylim(top=loss_max)
+        axes[0].yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.1, 0.2, 0.5, 1, ...
+        axes[0].yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes[0].minorticks_off()
     # One legend for both panels, under them, where it covers no curve.
     handles, labels = axes[1].get_legend_handles_labels()
+    for handle, label in zip(*axes[0].get_legend_handles_labels()):
+        if label not in labels:
+            handles.append(handle)
+            labels.append(label)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
                frameon=False)
     if title:

@@ -34,7 +34,7 @@ from . import training
 from ._checks import (check_choice, check_device, check_float, check_int, check_tensor, check_type,
                       checked_by)
 from .plots import CYCLE
-from .text import CharVocabulary, KneserNey, bits_per_char
+from .text import CharVocabulary, KneserNey, bits_per_char, kneser_ney_prob
 
 LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -220,17 +220,29 @@ RECIPE = {"parameters": 100_000, "embedding_size": 32, "batch_size": 32, "window
 CONFIGS = {"RNN": {"kind": "rnn"}, "GRU": {"kind": "gru"}, "LSTM": {"kind": "lstm"},
            "LSTM, 2 layers": {"kind": "lstm", "num_layers": 2},
            "LSTM, 2 layers, dropout": {"kind": "lstm", "num_layers": 2}}
-# What `python benchmarks/language_model.py` searches, on the validation text: Adam's peak rate
-# for each model (two seeds each), then the dropout rate at the 2-layer LSTM's chosen rate.
+# What `python benchmarks/language_model.py` searches, on the validation text, with one seed
+# (SEARCH_SEED): Adam's peak rate for each model on LR_GRID, then the two rates a factor
+# LR_REFINE either side of the best; then the dropout rate at the 2-layer LSTM's chosen rate.
 LR_GRID = (0.0025, 0.005, 0.01, 0.02, 0.04)
-DROPOUT_GRID = (0.1, 0.2, 0.3)
+LR_REFINE = 2 ** 0.5
+DROPOUT_GRID = (0.05, 0.1, 0.2, 0.3)
+# The discounts of absolute discounting tried at each order, on the validation text.
+DISCOUNT_GRID = (0.5, 0.75, 0.9, 0.95)
+SEARCH_SEED = 0
+# The seeds of every comparison: fresh, none of them chose a rate.
+SEEDS = (1, 2, 3, 4, 5)
 # The reset experiment: the one-layer LSTM on windows of 16 characters.
 RESET_WINDOW = 16
-# Chosen on validation by `python benchmarks/language_model.py --part models` (its "search" rows in
+# The longer runs that separate capacity from budget: the one-layer LSTM, 4x the updates.
+LONG_STEPS = 4000
+# A held-out character counts as copied when it lies inside a string of at least this many
+# characters that also occurs in the training text.
+COPY_LENGTH = 40
+# Chosen on validation by `python benchmarks/language_model.py --part all` (its "search" rows in
 # book_utils/results/language_model.json; tests/test_language_model.py checks they agree).
-LEARNING_RATES = {"RNN": 0.005, "GRU": 0.005, "LSTM": 0.02, "LSTM, 2 layers": 0.02,
+LEARNING_RATES = {"RNN": 0.00707, "GRU": 0.00707, "LSTM": 0.02, "LSTM, 2 layers": 0.02,
                   "LSTM, 2 layers, dropout": 0.02}
-DROPOUT = 0.1
+DROPOUT = 0.05
 
 
 def _check_windows(name: str, windows) -> None:
@@ -329,9 +341,10 @@ def train_recipe(
     """``(model, history)``: the model ``CONFIGS[name]`` trained with :data:`RECIPE`.
 
     Its weights and its dropout draws come from ``seed`` (the caller's random state is
-    left alone); it trains for ``steps`` updates (None: ``RECIPE["steps"]``) at peak rate ``lr``, with
-    :func:`train_for_steps`. The chapter and ``benchmarks/language_model.py`` both
-    train through here, so the chapter's run is one of the benchmark's seeds.
+    left alone); it trains for ``RECIPE["steps"]`` updates (or ``steps``, for a longer
+    run) at peak rate ``lr``, with :func:`train_for_steps`. The chapter and
+    ``benchmarks/language_model.py`` both train through here, so a run of the chapter
+    and the benchmark's run with the same seed are the same run.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -368,6 +381,28 @@ def held_out_bits(model: CharLM, windows: list, *, device: str | torch.device | 
     """Bits per character on held-out stream windows, the state carried across them."""
     result = training.evaluate(model, windows, state="carry", device=device)
     return bits_per_char(result["loss"])
+
+
+@checked_by(_check_held_out)
+def char_bits(model: CharLM, windows: list, *, device: str | torch.device | None = None) -> torch.Tensor:
+    """(streams, characters) bits of every target in ``windows``, the state carried across them.
+
+    Entry (b, t) is -log2 p(y[b, t]) of the windows joined along time. For the windows
+    of ``text.stream_batches(ids, B, T)``, ``.flatten()`` lists the bits of ids[1],
+    ids[2], ... in the order of the text, and the mean is :func:`held_out_bits`.
+    """
+    device = training.model_device(model) if device is None else torch.device(device)
+    pieces, carried = [], None
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for x, y in windows:
+            logits, carried = model(x.to(device), carried)
+            nats = nn.functional.cross_entropy(logits.transpose(1, 2), y.to(device),
+                                               reduction="none")          # (B, t)
+            pieces.append(nats.double().cpu())
+    model.train(was_training)
+    return torch.cat(pieces, dim=1) / math.log(2)
 
 
 @checked_by(_check_held_out)
@@ -414,7 +449,7 @@ def _check_next_char_probs(logits: torch.Tensor, temperature: float = 1.0,
 
 @checked_by(_check_next_char_probs)
 def next_char_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
-    """softmax(z / T), keeping only the k largest scores when ``top_k`` is given."""
+    """softmax(z / temperature), keeping only the k largest scores when ``top_k`` is given."""
     z = logits / temperature
     if top_k is not None:
         kth_largest = z.topk(top_k, dim=-1).values[..., -1:]
@@ -492,6 +527,49 @@ def sample_ngram(model: KneserNey, prompt: str, length: int, *, order: int | Non
     return written[len(prompt):]
 
 
+def _check_ngram_char_bits(model: KneserNey, text: str, order: int | None = None) -> None:
+    check_type("model", model, KneserNey)
+    model._check_text("text", text)
+    if not text:
+        raise ValueError("text must not be empty, got ''")
+    if order is not None:
+        model._order(order)
+
+
+@checked_by(_check_ngram_char_bits)
+def ngram_char_bits(model: KneserNey, text: str, order: int | None = None) -> torch.Tensor:
+    """(len(text),) float64 -log2 P(c_t | previous characters) of every character of ``text``.
+
+    Read from the start, as ``model.bits_per_char(text, order)``, which is their mean.
+    """
+    order = model.max_order if order is None else order
+    keep = max(order - 1, 0)
+    return torch.tensor([-math.log2(_kn_prob(model, text[max(t - keep, 0):t], ch, order))
+                         for t, ch in enumerate(text)], dtype=torch.float64)
+
+
+_kn_prob = kneser_ney_prob.__wrapped__     # checked once above, then called per character
+
+
+def _check_copied_mask(text: str, reference: str, length: int = COPY_LENGTH) -> None:
+    check_type("text", text, str)
+    check_type("reference", reference, str)
+    check_int("length", length, minimum=1)
+
+
+@checked_by(_check_copied_mask)
+def copied_mask(text: str, reference: str, length: int = COPY_LENGTH) -> torch.Tensor:
+    """(len(text),) bool: which characters of ``text`` lie inside a string of ``length``
+    characters (or more) that also occurs, character for character, in ``reference``."""
+    seen = {reference[i:i + length] for i in range(len(reference) - length + 1)}
+    cover = np.zeros(len(text) + 1, dtype=np.int64)   # +1 where a copy starts, -1 after it ends
+    for i in range(len(text) - length + 1):
+        if text[i:i + length] in seen:
+            cover[i] += 1
+            cover[i + length] -= 1
+    return torch.from_numpy(np.cumsum(cover[:-1]) > 0)
+
+
 WORD = re.compile(r"[A-Za-z]+")
 
 
@@ -563,6 +641,41 @@ def hidden_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tens
     return outputs[0].cpu()
 
 
+def _check_cell_states(model: CharLM, vocab: CharVocabulary, text: str) -> None:
+    check_type("model", model, CharLM)
+    if model.kind != "lstm" or model.num_layers != 1:
+        raise ValueError(f"model must be a one-layer LSTM (only it has one cell state c_t), got "
+                         f"kind={model.kind!r} with num_layers={model.num_layers}")
+    check_type("vocab", vocab, CharVocabulary)
+    check_type("text", text, str)
+    if not text:
+        raise ValueError("text must not be empty, got ''")
+
+
+@checked_by(_check_cell_states)
+def cell_states(model: CharLM, vocab: CharVocabulary, text: str) -> torch.Tensor:
+    """(len(text), hidden_size) cell state c_t of a one-layer LSTM after each character.
+
+    nn.LSTM returns h_t at every step but c_t only at the end. From the h_{t-1} it
+    returns (h_{-1} = 0) every gate follows at once, i, f, g, o = e_t W_ih^T +
+    h_{t-1} W_hh^T + b; then c_t = f_t * c_{t-1} + i_t * g_t is run step by step from
+    c_{-1} = 0 (h_t = o_t * tanh(c_t) is what nn.LSTM returned).
+    """
+    h = hidden_states(model, vocab, text)                                # (N, H)
+    w = {name: p.detach().cpu() for name, p in model.recurrent.named_parameters()}
+    with torch.no_grad():
+        e = model.embedding(vocab.encode(text).to(training.model_device(model))).cpu()
+    h_before = torch.cat([torch.zeros(1, h.shape[1]), h[:-1]])             # h_{t-1}
+    gates = e @ w["weight_ih_l0"].T + h_before @ w["weight_hh_l0"].T + w["bias_ih_l0"] + w["bias_hh_l0"]
+    i, f, g, _ = gates.double().chunk(4, dim=1)                            # PyTorch's gate order
+    f, written = f.sigmoid().numpy(), (i.sigmoid() * g.tanh()).numpy()
+    c = np.empty_like(f)
+    previous = np.zeros(f.shape[1])
+    for t in range(len(f)):
+        previous = c[t] = f[t] * previous + written[t]
+    return torch.from_numpy(c).float()
+
+
 def pearson(states: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
     """Correlation of every column of ``states`` (N, H) with ``feature`` (N,): (H,)."""
     check_tensor("states", states, dim=2, floating=True, nonempty=True, finite=True,
@@ -606,17 +719,8 @@ def _smooth(values: list[float], width: int) -> np.ndarray:
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
-def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *,
-                         baseline: float, smooth: int = 25) -> Figure:
-    """Bits per character against updates: one run (left), every model over seeds (right).
-
-    ``run`` is a history of :func:`train_for_steps` with validation: its training
-    windows' losses (each taken before the update it causes, averaged over ``smooth``
-    windows) and its validation scores. ``seeds`` maps a model's name to one
-    ``(val_steps, validation bpc)`` pair per seed, drawn as their mean (a line style
-    per model) and range.
-    ``baseline`` (the n-gram model's validation bpc) is the dashed line in both.
-    """
+def _check_plot_learning_curves(run: dict, seeds: dict, *, baseline: float,
+                                panels: dict | None = None, smooth: int = 25) -> None:
     check_type("run", run, dict)
     for key in ("step_loss", "val_loss", "val_steps"):
         if not isinstance(run.get(key), list) or not run[key]:
@@ -634,9 +738,40 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
                 and len(c[0]) == len(curves[0][0]) for c in curves)):
             raise ValueError(f"seeds[{name!r}] must be a non-empty list of (val_steps, bpc) pairs "
                              f"of one length, got {curves!r:.80}")
-    baseline = check_float("baseline", baseline, minimum=0.0)
-    smooth = check_int("smooth", smooth, minimum=1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    check_float("baseline", baseline, minimum=0.0)
+    if panels is not None:
+        check_type("panels", panels, dict)
+        unknown = [name for names in panels.values() for name in names if name not in seeds]
+        if not panels or unknown:
+            raise ValueError(f"panels must map titles to model names of seeds {list(seeds)}, "
+                             f"got {panels!r}")
+    check_int("smooth", smooth, minimum=1)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+@checked_by(_check_plot_learning_curves)
+def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *,
+                         baseline: float, panels: dict[str, tuple[str, ...]] | None = None,
+                         smooth: int = 25) -> Figure:
+    """Bits per character against updates: one run (left), models over seeds (right).
+
+    ``run`` is a history of :func:`train_for_steps` with validation: its training
+    windows' losses (each taken before the update it causes, averaged over ``smooth``
+    windows) and its validation scores; the first windows lie above the frame, and an
+    arrow says where they start. ``seeds`` maps a model's name to one
+    ``(val_steps, validation bpc)`` pair per seed, drawn as the mean (line) and the
+    range over seeds (bars, each model's nudged sideways so they do not hide each
+    other). ``panels`` maps a panel's title to the models it shows (default: one
+    panel with all); a model keeps its colour, line style and marker in every panel.
+    ``baseline`` (the n-gram model's validation bpc) is the dashed line of the seed panels;
+    the one-run panel leaves it out, since its training windows are a different text.
+    """
+    panels = {"validation text": tuple(seeds)} if panels is None else panels
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.8),
+                             sharey=True)
+    left = axes[0]
     bits = _smooth([bits_per_char(v) for v in run["step_loss"]], smooth)
     updates = np.arange(len(bits)) + len(run["step_loss"]) - len(bits) + 1
     val_bits = [bits_per_char(v) for v in run["val_loss"]]
@@ -645,20 +780,34 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
     left.set_title("one run", fontsize=10)
     lowest, first = min(baseline, float(bits.min()), min(val_bits)), [val_bits[0]]
     styles = ("-", "-.", ":", (0, (6, 1)), (0, (3, 1, 1, 1, 1, 1)))   # the n-gram is "--"
-    for (name, curves), colour, style in zip(seeds.items(), CYCLE, itertools.cycle(styles)):
-        values = np.array([bpc for _, bpc in curves])             # (seeds, points)
-        mean = values.mean(axis=0)
-        right.plot(curves[0][0], mean, marker="o", ls=style, ms=3, color=colour, label=name)
-        right.fill_between(curves[0][0], values.min(axis=0), values.max(axis=0), color=colour,
-                           alpha=0.2)
-        lowest, first = min(lowest, float(values.min())), first + [float(mean[0])]
-    right.set_title(f"validation text, mean and range over {len(curves)} seeds", fontsize=10)
-    for ax in (left, right):
-        ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
+    look = {name: (colour, style, marker) for name, colour, style, marker
+            in zip(seeds, CYCLE, itertools.cycle(styles), itertools.cycle(MARKERS))}
+    for ax, (title, names) in zip(axes[1:], panels.items()):
+        width = max(max(curve[0][0]) for curve in (seeds[n] for n in names))
+        for j, name in enumerate(names):
+            colour, style, marker = look[name]
+            values = np.array([bpc for _, bpc in seeds[name]])           # (seeds, points)
+            mean = values.mean(axis=0)
+            x = np.asarray(seeds[name][0][0]) + (j - (len(names) - 1) / 2) * 0.012 * width
+            ax.errorbar(x, mean, yerr=[mean - values.min(axis=0), values.max(axis=0) - mean],
+                        color=colour, ls=style, marker=marker, ms=4, lw=1.3, elinewidth=0.9,
+                        capsize=2, label=name)
+            lowest, first = min(lowest, float(values.min())), first + [float(values[:, 0].max())]
+        ax.set_title(f"{title}: mean and range over {len(seeds[names[0]])} seeds", fontsize=10)
+    for ax in axes:
+        if ax is not left:
+            ax.axhline(baseline, color="0.3", ls="--", lw=1, label="Kneser-Ney n-gram (validation)")
         ax.set_xlabel("updates")
-        ax.set_ylabel("bits per character")
-        ax.legend(fontsize=8)
-    left.set_ylim(lowest - 0.1, max(first) + 0.2)   # the first windows (about 6.6 bits) fall off
+        handles, labels = ax.get_legend_handles_labels()
+        order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("Kneser"))
+        ax.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
+    left.set_ylabel("bits per character")
+    top = max(first) + 0.1
+    left.set_ylim(lowest - 0.1, top)
+    if bits[0] > top:      # the first windows (about log2 V bits) lie above the frame
+        left.annotate(f"training starts at {bits[0]:.1f} bits", xy=(updates[0], top),
+                      xytext=(0.25, 0.55), textcoords="axes fraction", fontsize=8,
+                      arrowprops={"arrowstyle": "->", "color": "0.3"})
     fig.tight_layout()
     return fig
 
@@ -668,7 +817,8 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
 
     ``panels`` maps a title to the activations (len(passage),) of one unit after each
     character; each panel has its own colour scale, symmetric around zero (blue
-    negative, red positive), shown in its colour bar. Lines longer than ``width`` are cut.
+    negative, red positive), shown in its colour bar. The cell after each line's last
+    character is its newline, marked with a grey arrow. Lines longer than ``width`` are cut.
     """
     check_type("passage", passage, str)
     check_type("panels", panels, dict)
@@ -680,8 +830,8 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
     check_int("width", width, minimum=1)
     lines = passage.split("\n")
     width = min(width, max(len(line) for line in lines) + 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(0.12 * width + 1.2, 0.22 * len(lines) * len(panels) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(0.085 * width + 1.4, 0.2 * len(lines) * len(panels) + 0.6))
     for ax, (title, values) in zip(axes[:, 0], panels.items()):
         grid = np.full((len(lines), width), np.nan)
         start = 0
@@ -694,7 +844,9 @@ def plot_unit_activity(passage: str, panels: dict[str, torch.Tensor], *, width: 
                           interpolation="nearest")
         for row, line in enumerate(lines):
             for col, ch in enumerate(line[:width]):
-                ax.text(col, row, ch, ha="center", va="center", family="monospace", fontsize=7)
+                ax.text(col, row, ch, ha="center", va="center", family="monospace", fontsize=8)
+            if len(line) < width and row < len(lines) - 1:
+                ax.text(len(line), row, "\u21b5", ha="center", va="center", fontsize=7, color="0.4")
         ax.set_title(title, fontsize=9, loc="left")
         ax.axis("off")
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation")

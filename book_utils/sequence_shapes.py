@@ -40,15 +40,15 @@ from .plots import DIAGRAM, diagram_axes, draw_arrow, draw_box
 
 #: The chapter's MNIST recipes: the peak learning rate (and, for the classifier, the shift)
 #: with the best mean validation accuracy over the selection seeds 10-12 in
-#: ``benchmarks/sequence_shapes.py --search``; the epochs are fixed by the time budget, and
-#: the test digits played no part.
+#: ``benchmarks/sequence_shapes.py --part mnist``, whose results file keeps every search run;
+#: the epochs are fixed by the time budget, and the test digits played no part.
 CLASSIFIER_RECIPE = {"epochs": 12, "lr": 2e-2, "max_shift": 1}
 TAGGER_RECIPE = {"epochs": 12, "lr": 2e-2}
 #: The forecasting recipes, chosen on validation series (not the held-out ones) by
-#: ``benchmarks/sequence_shapes.py --part forecast-search`` with its selection seeds (10, 11):
+#: ``benchmarks/sequence_shapes.py --part forecast`` with its selection seeds (10, 11, 12):
 #: each GRU forecaster's own learning rate, and each linear baseline's window (for one step
 #: ahead, the best of those that fit the scored steps, the predictions of x_32 ... x_59).
-FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.03,
+FORECAST_RECIPE = {"steps": 500, "hidden_size": 32, "lr_one_step": 0.1, "lr_direct": 0.1,
                    "window_one_step": 32, "window_direct": 48}
 
 
@@ -485,16 +485,27 @@ _SHAPE_STEP = 1.5
 
 def _shape_panel(
     ax: Axes, left: float, bottom: float, title: str, inputs: Sequence[str | None],
-    outputs: Sequence[str | None], states: Sequence[str],
+    outputs: Sequence[str | None], states: Sequence[str], first_sets_state: bool = False,
 ) -> None:
-    """One unrolled network: a row of inputs (or gaps), states joined left to right, outputs (or gaps)."""
+    """One unrolled network: a row of inputs (or gaps), states joined left to right, outputs (or gaps).
+
+    With ``first_sets_state`` the first input does not enter a recurrent step: it sets the first
+    state through a layer of its own, drawn as a dashed arrow.
+    """
     step = _SHAPE_STEP
     for t, (x, h, y) in enumerate(zip(inputs, states, outputs)):
         cx = left + 0.5 + step * t
         draw_box(ax, (cx, bottom + 1.6), h, "state")
         if x is not None:
             draw_box(ax, (cx, bottom + 0.5), x, "input")
-            draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))
+            if t == 0 and first_sets_state:
+                ax.annotate("", xy=(cx, bottom + 1.3), xytext=(cx, bottom + 0.8),
+                            arrowprops={"arrowstyle": "-|>", "ls": "--", "lw": 1.3,
+                                        "color": DIAGRAM["edge"], "shrinkA": 2, "shrinkB": 2})
+                ax.text(cx - 0.12, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
+                        ha="right", va="center", color=DIAGRAM["edge"])
+            else:
+                draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))
         if y is not None:
             draw_box(ax, (cx, bottom + 2.7), y, "output")
             draw_arrow(ax, (cx, bottom + 1.9), (cx, bottom + 2.4))
@@ -510,12 +521,13 @@ def draw_sequence_shapes() -> Figure:
     Top left, sequence to sequence: an output at every step. Top right,
     sequence to vector: only the last output is used. Bottom left, vector to
     sequence, as the chapter's generator does it: the vector sets the state
-    before the first step, h_{-1}, and is the input at every step. Bottom right,
-    encoder to decoder: the source a_0 a_1 a_2 is read into one state s, which
-    is the decoder's state before its first step, d_{-1} = s; the decoder reads
-    b_{-1}, the start token <sos>, first, then each target token it has written,
-    and its fourth output b_3 is the end token <eos>: four decoder steps for three
-    digits. Wherever no initial state is drawn, it is zeros.
+    before the first step, h_{-1}, through a tanh layer (dashed arrow), and is the
+    input at every step. Bottom right, encoder to decoder: the source u_0 u_1 u_2
+    is read into one state s, which is the decoder's state before its first step,
+    d_{-1} = s; the decoder reads y_{-1}, the start token <sos>, first, then each
+    target token it has written, and its fourth output y_3 is the end token <eos>:
+    four decoder steps for three digits. Wherever no initial state is drawn, it is
+    zeros.
     """
     fig, ax = diagram_axes(18.6, 7.6, figsize=(11.7, 4.9))
     xs = [f"$x_{{{t}}}$" for t in range(4)]
@@ -525,13 +537,12 @@ def draw_sequence_shapes() -> Figure:
     _shape_panel(ax, 0.0, top, "sequence \u2192 sequence", xs, ys, hs)
     _shape_panel(ax, right, top, "sequence \u2192 vector", xs, [None, None, None, "$y$"], hs)
     _shape_panel(ax, 0.0, bottom, "vector \u2192 sequence", ["$v$"] * 5, [None] + ys,
-                 ["$h_{-1}$"] + hs)
+                 ["$h_{-1}$"] + hs, first_sets_state=True)
     encoder = [f"$e_{{{i}}}$" for i in range(3)]
     decoder = [f"$d_{{{j}}}$" for j in range(4)]
-    bs = [f"$b_{{{j}}}$" for j in range(4)]
     _shape_panel(ax, right, bottom, "encoder \u2192 decoder",
-                 [f"$a_{{{i}}}$" for i in range(3)] + ["$b_{-1}$"] + bs[:3],
-                 [None, None, None] + bs, encoder + decoder)
+                 [f"$u_{{{i}}}$" for i in range(3)] + ["$y_{-1}$"] + ys[:3],
+                 [None, None, None] + ys, encoder + decoder)
     # Each decoder output but the end token becomes the next decoder input.
     centre = [right + 0.5 + _SHAPE_STEP * t for t in range(7)]
     for t in (3, 4, 5):

@@ -1,10 +1,10 @@
 """Real English text for the language-model chapters: corpus, splits, characters, streams.
 
-The corpus is the reference text of Python's own documentation that ships with
-every CPython in ``pydoc_data.topics`` (the pages ``help("if")`` prints), under the
-Python Software Foundation licence. It is there offline, on any machine and in
-Colab, with no download. Its exact content follows the Python version, so
-:func:`load_corpus` says which one it read.
+The corpus is the reference text of Python's own documentation that every CPython
+ships in ``pydoc_data.topics`` (the pages ``help("if")`` prints), under the Python
+Software Foundation licence. Each release's pages differ a little, so the book
+ships those of one release (``corpus/``, with the licence): offline, on any machine
+and in Colab, every reader reads the same text.
 
     corpus = text.load_corpus()           # train / validation / test strings
     vocab = text.CharVocabulary()          # 96 symbols: newline + printable ASCII
@@ -16,11 +16,14 @@ Colab, with no download. Its exact content follows the Python version, so
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import math
 import numbers
-import platform
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -36,6 +39,11 @@ REPLACEMENTS = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                 "\u2026": "...", "\u2014": "--", "\u2013": "-", "\t": "    "}
 
 LICENCE = "Python Software Foundation License (the text of CPython's documentation)"
+# The topics of `pydoc_data.topics` from CPython 3.11.7 as JSON (name -> text): each release
+# ships slightly different pages, and the book's results were measured on these.
+CORPUS_VERSION = "3.11.7"
+CORPUS_FILE = Path(__file__).parent / "corpus" / f"python-{CORPUS_VERSION}-topics.json.gz"
+CORPUS_SHA256 = "6f4ea5d0c84e46fa1c8499481bc2945395b00837ebc054316cbf6cacd0d97af1"
 
 
 def normalise(text: str) -> tuple[str, dict[str, int]]:
@@ -110,18 +118,22 @@ class Corpus:
 
 
 def load_corpus(fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Corpus:
-    """Python's reference documentation (``pydoc_data.topics``), normalised and split.
+    """Python's reference documentation (the topics of ``pydoc_data.topics``), normalised and split.
 
-    The topics are joined in sorted order of their names, so the same Python
-    version always gives the same text and the same split.
+    The book ships the topics of one Python release (``CORPUS_FILE``), so every
+    reader, on any Python, reads the same text and gets the same split; the
+    topics are joined in sorted order of their names.
     """
-    from pydoc_data import topics
-
-    raw = "\n\n".join(topics.topics[name].strip("\n") for name in sorted(topics.topics)) + "\n"
+    packed = CORPUS_FILE.read_bytes()
+    if hashlib.sha256(packed).hexdigest() != CORPUS_SHA256:
+        raise ValueError(f"{CORPUS_FILE} is not the corpus the book ships (its SHA-256 differs); "
+                         "reinstall book_utils")
+    topics = json.loads(gzip.decompress(packed).decode("utf-8"))
+    raw = "\n\n".join(topics[name].strip("\n") for name in sorted(topics)) + "\n"
     text, dropped = normalise(raw)
     train, validation, test = split_text(text, fractions)
-    source = (f"Python {platform.python_version()} documentation (pydoc_data.topics, "
-              f"{len(topics.topics)} topics; {LICENCE})")
+    source = (f"Python {CORPUS_VERSION} documentation (pydoc_data.topics, "
+              f"{len(topics)} topics; {LICENCE})")
     return Corpus(train, validation, test, source, dropped)
 
 

@@ -523,7 +523,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         kind="lstm", input_size=2, hidden_size=4, n_classes=2, nonlinearity="tanh")),
     "bptt.train_exploding_rnn": lambda: (bptt.train_exploding_rnn, dict(
         zip(("x", "y"), bptt.echo_stream(8, 6, lag=1, n_symbols=4)), lr=0.01, clip_norm=1.0,
-        seed=0, device="cpu")),
+        seed=0, device="cpu", optimizer="adam")),
     # --- chapter 5: lstm_gates
     "lstm_gates.LSTMCell": lambda: (lstm_gates.LSTMCell, dict(input_size=3, hidden_size=4)),
     "lstm_gates.LSTMCell.forward": lambda: (lstm_gates.LSTMCell(3, 4).forward, dict(
@@ -655,6 +655,14 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
         states=torch.randn(10, 4), features={"f": torch.randn(10)})),
     "language_model.units_above": lambda: (lm.units_above, dict(
         correlations={"f": torch.tensor([0.1, -0.6, 0.7])}, threshold=0.5)),
+    "language_model.char_bits": lambda: (lm.char_bits, dict(
+        model=lm.CharLM(5, "gru", embedding_size=3, hidden_size=4), windows=_windows(), device="cpu")),
+    "language_model.ngram_char_bits": lambda: (lm.ngram_char_bits, dict(
+        model=text.KneserNey(PASSAGE, 2, VOCAB), text="ab ca.", order=2)),
+    "language_model.copied_mask": lambda: (lm.copied_mask, dict(
+        text="ab ca.", reference=PASSAGE, length=3)),
+    "language_model.cell_states": lambda: (lm.cell_states, dict(
+        model=lm.CharLM(6, "lstm", embedding_size=3, hidden_size=4), vocab=VOCAB, text="ab c")),
     "language_model.train_recipe": lambda: (lm.train_recipe, dict(
         name="GRU", vocab_size=5, windows=_windows(), lr=0.01, seed=0, dropout=0.0,
         state="carry", val_windows=_windows(), steps=2, device="cpu")),
@@ -904,7 +912,7 @@ SPECS: dict[str, Callable[[], tuple[Callable, dict]]] = {
     "bptt.plot_state_gradients": lambda: (bptt.plot_state_gradients, dict(
         curves={"h": torch.rand(5) + 0.1}, title="t", ax=None, ylabel="y")),
     "bptt.plot_step_history": lambda: (bptt.plot_step_history, dict(
-        histories={"a": _full_history()}, title="t")),
+        histories={"a": _full_history()}, title="t", loss_max=5.0)),
     "lstm_gates.draw_lstm_cell": lambda: (lstm_gates.draw_lstm_cell, {}),
     "lstm_gates.draw_gru_cell": lambda: (lstm_gates.draw_gru_cell, {}),
     "lstm_gates.plot_gates_on_digit": lambda: (lstm_gates.plot_gates_on_digit, dict(
@@ -1254,12 +1262,14 @@ KNOWN_VALID: dict[str, set[str]] = {
     "language_model.NGramModel.distribution:order": {"zero"},
     "language_model.NGramModel.bits_per_char:order": {"zero"},
     "language_model.sample_ngram:order": {"zero"},
+    "language_model.ngram_char_bits:order": {"zero"},
     "text.kneser_ney_prob:order": {"zero"},
     "text.KneserNey.prob:order": {"zero"},
     "text.KneserNey.distribution:order": {"zero"},
     "text.KneserNey.bits_per_char:order": {"zero"},
     "bptt.echo_stream:lag": {"zero"},                  # echo the current symbol: no memory needed
     "bptt.train_exploding_rnn:clip_norm": {"None"},  # None: the unclipped control run
+    "bptt.plot_step_history:loss_max": {"None"},  # None: the loss axis is not cut
     "memory_cells.make_recall_task:lag": {"zero"},     # recall the last symbol
     "memory_cells.train_recall:lag": {"zero"},
     # a general loader and stream windows carry token ids as inputs, any numbers as targets

@@ -304,6 +304,22 @@ def test_chapter4_plots_draw_and_validate():
         bptt.plot_state_gradients({})
     with pytest.raises(ValueError, match=r"histories\['r'\] must have 'step_loss' and 'step_grad_norm'"):
         bptt.plot_step_history({"r": {"step_loss": []}})
+    with pytest.raises(ValueError, match="loss_max"):
+        bptt.plot_step_history({"r": {"step_loss": [1.0], "step_grad_norm": [1.0]}}, loss_max=0.0)
+
+
+def test_plot_step_history_marks_losses_above_loss_max():
+    run = {"step_loss": [1.0, 0.5, 40.0, float("nan")], "step_grad_norm": [1.0, 2.0, 50.0, 9.0]}
+    fig = bptt.plot_step_history({"run": run}, loss_max=5.0)
+    try:
+        loss_ax = fig.axes[0]
+        assert loss_ax.get_ylim()[1] == pytest.approx(5.0)
+        marks = [line for line in loss_ax.get_lines() if line.get_marker() == "^"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [2]
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert "run: loss above 5" in labels and "run: NaN from step 3" in labels
+    finally:
+        plt.close(fig)
 
 
 def test_autograd_graph_figure_keeps_every_label_inside_its_box():
@@ -517,6 +533,10 @@ def test_train_exploding_rnn_follows_the_recipe_and_records_every_step():
     fresh = bptt.train_exploding_rnn(x, y, lr=1e-12, clip_norm=None, seed=3)[0]
     radius = torch.linalg.eigvals(fresh.recurrent.weight_hh_l0.detach()).abs().max().item()
     assert radius == pytest.approx(recipe["radius"], rel=1e-3)  # the starting W_hh, barely moved
+    adam, adam_history = bptt.train_exploding_rnn(x, y, lr=1e-3, clip_norm=None, seed=3,
+                                                  optimizer="adam")
+    assert len(adam_history["step_loss"]) == steps
+    assert not torch.equal(adam.recurrent.weight_hh_l0, again.recurrent.weight_hh_l0)
 
 
 def test_train_exploding_rnn_rejects_bad_arguments():
@@ -537,3 +557,5 @@ def test_train_exploding_rnn_rejects_bad_arguments():
         bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=-1.0)
     with pytest.raises(TypeError, match="seed"):
         bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=None, seed=1.5)
+    with pytest.raises(ValueError, match=r"optimizer.*'sgd'.*'adam'.*'rmsprop'"):
+        bptt.train_exploding_rnn(x, y, lr=0.01, clip_norm=None, optimizer="rmsprop")

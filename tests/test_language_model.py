@@ -18,6 +18,9 @@ from book_utils import text, training  # noqa: E402
 
 VOCAB = text.CharVocabulary("\n abcdef\"()")
 TRAIN = "abc abd (ace) \"bad\"\nfade cab\n" * 20
+RUN = {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]}
+SEEDS = {"a": [([2, 4], [2.1, 1.8]), ([2, 4], [2.0, 1.7])]}
+W1 = [(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))]  # one window
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +45,6 @@ def test_ngram_orders_and_units(ngram):
     assert sum(ngram.prob("ab", ch, 3) for ch in "cd\n") > 0.9
     expected = -sum(math.log2(ngram.prob(TRAIN[max(t - 2, 0):t], TRAIN[t], 3)) for t in range(50)) / 50
     assert ngram.bits_per_char(TRAIN[:50], 3) == pytest.approx(expected)
-
-
-def _win() -> list:
-    """One (x, y) window of ids, so an argument check after the windows' own is reached."""
-    return [(torch.zeros(1, 2, dtype=torch.long),) * 2]
 
 
 def tiny_lm(kind: str = "lstm", num_layers: int = 1, dropout: float = 0.0) -> lm.CharLM:
@@ -223,18 +221,84 @@ def test_hidden_states_are_the_top_layer_outputs():
 
 
 def test_figures_draw():
-    run = {"step_loss": [2.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]}
+    run = {"step_loss": [9.0, 1.5, 1.2, 1.0], "val_steps": [2, 4], "val_loss": [1.4, 1.1]}
     seeds = {"a": [([2, 4], [2.1, 1.8]), ([2, 4], [2.0, 1.7])], "b": [([2, 4], [2.5, 2.2])] * 2}
-    fig = lm.plot_learning_curves(run, seeds, baseline=1.5, smooth=2)
+    fig = lm.plot_learning_curves(run, seeds, baseline=1.5, smooth=1)
     left, right = fig.axes
     assert left.get_ylabel() == "bits per character" and right.get_xlabel() == "updates"
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["a", "b",
                                                                        "Kneser-Ney n-gram (validation)"]
     assert "2 seeds" in right.get_title()
+    # The first window (9 nats, 13 bits) lies above the frame, and an arrow says so.
+    assert left.get_ylim()[1] < 13 and "training starts at 13.0 bits" in left.texts[0].get_text()
+    plt.close(fig)
+    fig = lm.plot_learning_curves(run, seeds, baseline=1.5, smooth=1,
+                                  panels={"first": ("a", "b"), "second": ("b",)})
+    _, first, second = fig.axes
+    assert second.get_title().startswith("second: mean and range over 2 seeds")
+    # A model keeps its colour in every panel; the range bars are drawn around the mean.
+    colour = [line.get_color() for line in second.get_lines() if line.get_label() == "b"]
+    assert colour == [line.get_color() for line in first.get_lines() if line.get_label() == "b"]
     plt.close(fig)
     fig = lm.plot_unit_activity("ab\ncd", {"unit 1": torch.tensor([0.1, -0.2, 0.0, 0.5, 0.3, 0.9])})
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "activation"   # the colour bar
+    assert [t.get_text() for t in fig.axes[0].texts] == ["a", "b", "\u21b5", "c", "d"]   # the newline
     plt.close(fig)
+
+
+def test_char_bits_lists_every_target_in_text_order():
+    model = tiny_lm("gru")
+    ids = VOCAB.encode(TRAIN[:200])
+    windows = text.stream_batches(ids, batch_size=3, window=10)
+    bits = lm.char_bits(model, windows)
+    n = (len(ids) - 1) // 3
+    assert bits.shape == (3, n) and bits.dtype == torch.float64
+    assert bits.mean().item() == pytest.approx(lm.held_out_bits(model, windows), rel=1e-6)
+    # Stream 1 starts from a zero state at ids[n]: its first target is ids[n + 1].
+    with torch.no_grad():
+        logits, _ = model(ids[None, n:2 * n])
+    expected = torch.nn.functional.cross_entropy(logits[0], ids[n + 1:2 * n + 1], reduction="none")
+    torch.testing.assert_close(bits.flatten()[n:2 * n], expected.double() / math.log(2))
+
+
+def test_ngram_char_bits_average_to_bits_per_char():
+    kn = text.KneserNey(TRAIN, 4, VOCAB)
+    passage = "fade (bad) cab\nabc"
+    bits = lm.ngram_char_bits(kn, passage, 3)
+    assert bits.shape == (len(passage),) and bits.dtype == torch.float64
+    assert bits.mean().item() == pytest.approx(kn.bits_per_char(passage, 3))
+    assert bits[5].item() == pytest.approx(-math.log2(kn.prob("e ", "(", 3)))
+    assert lm.ngram_char_bits(kn, passage).mean().item() == pytest.approx(kn.bits_per_char(passage))
+
+
+def test_copied_mask_marks_strings_found_in_the_reference():
+    mask = lm.copied_mask("xxabcdefyy", "zzabcdefzzz", 4)
+    assert mask.tolist() == [False] * 2 + [True] * 6 + [False] * 2
+    assert not lm.copied_mask("abc", "abd", 3).any()
+    assert lm.copied_mask("ab", "ab", 3).tolist() == [False, False]   # shorter than length
+
+
+def test_cell_states_are_the_lstm_cell_states():
+    torch.manual_seed(1)
+    model = lm.CharLM(len(VOCAB), "lstm", embedding_size=5, hidden_size=6)
+    passage = TRAIN[:90]
+    c = lm.cell_states(model, VOCAB, passage)
+    assert c.shape == (90, 6)
+    with torch.no_grad():
+        _, (_, c_n) = model.recurrent(model.embedding(VOCAB.encode(passage)[None]))
+        _, (_, c_10) = model.recurrent(model.embedding(VOCAB.encode(passage[:10])[None]))
+    torch.testing.assert_close(c[-1], c_n[0, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c[9], c_10[0, 0], atol=1e-5, rtol=1e-5)
+    h = lm.hidden_states(model, VOCAB, passage)
+    assert not torch.allclose(h, c, atol=1e-2)          # c is not h: h = o * tanh(c)
+    assert (h.abs() <= c.tanh().abs() + 1e-6).all()
+
+
+def test_train_recipe_takes_a_longer_budget(monkeypatch):
+    monkeypatch.setitem(lm.RECIPE, "parameters", 3_000)
+    windows = text.stream_batches(VOCAB.encode(TRAIN), batch_size=4, window=16)
+    _, history = lm.train_recipe("GRU", len(VOCAB), windows, lr=0.01, seed=0, steps=7)
+    assert history["steps"] == [7] and len(history["step_loss"]) == 7
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -257,20 +321,20 @@ def test_figures_draw():
     (lambda: lm.make_language_model("lstm", 96, 0), ValueError, "parameters must be >= 1"),
     (lambda: lm.train_for_steps(tiny_lm(), [], steps=1, lr=0.1), ValueError, "at least one (x, y) window"),
     (lambda: lm.train_for_steps(tiny_lm(), [(torch.zeros(1, 2, dtype=torch.long),) * 2], steps=0, lr=0.1), ValueError, "steps must be >= 1"),
-    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=2.5, lr=0.1), TypeError, "steps must be an int"),
-    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.1, state="keep"), ValueError,
+    (lambda: lm.train_for_steps(tiny_lm(), W1, steps=2.5, lr=0.1), TypeError, "steps must be an int"),
+    (lambda: lm.train_for_steps(tiny_lm(), W1, steps=1, lr=0.1, state="keep"), ValueError,
      "state must be one of"),
-    (lambda: lm.train_for_steps(nn_linear(), _win(), steps=1, lr=0.1), TypeError, "model must be CharLM"),
-    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.1, val_windows=[]), ValueError,
+    (lambda: lm.train_for_steps(nn_linear(), W1, steps=1, lr=0.1), TypeError, "model must be CharLM"),
+    (lambda: lm.train_for_steps(tiny_lm(), W1, steps=1, lr=0.1, val_windows=[]), ValueError,
      "val_windows must hold at least one (x, y) window"),
-    (lambda: lm.train_recipe("Transformer", 11, _win(), lr=0.1, seed=0), ValueError,
+    (lambda: lm.train_recipe("Transformer", 11, W1, lr=0.1, seed=0), ValueError,
      "name must be one of"),
-    (lambda: lm.train_recipe("LSTM", 11, _win(), lr=0.1, seed=-1), ValueError, "seed must be >= 0"),
-    (lambda: lm.train_recipe("LSTM", 11, _win(), lr=0.1, seed=0, dropout=0.2), ValueError,
+    (lambda: lm.train_recipe("LSTM", 11, W1, lr=0.1, seed=-1), ValueError, "seed must be >= 0"),
+    (lambda: lm.train_recipe("LSTM", 11, W1, lr=0.1, seed=0, dropout=0.2), ValueError,
      "num_layers >= 2"),
     (lambda: lm.bits_by_position(tiny_lm(), [], state="reset"), ValueError, "at least one (x, y) window"),
-    (lambda: lm.bits_by_position(tiny_lm(), _win(), state="keep"), ValueError, "state must be one of"),
-    (lambda: lm.bits_by_position(nn_linear(), _win()), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.bits_by_position(tiny_lm(), W1, state="keep"), ValueError, "state must be one of"),
+    (lambda: lm.bits_by_position(nn_linear(), W1), TypeError, "model must be CharLM, got Linear"),
     (lambda: lm.sample_ngram("kn", "a", 3), TypeError, "model must be KneserNey, got str"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 0), ValueError, "length must be >= 1"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "q", 3), ValueError,
@@ -279,19 +343,17 @@ def test_figures_draw():
      "order must be at most max_order (2), got 3"),
     (lambda: lm.sample_ngram(text.KneserNey(TRAIN, 2, VOCAB), "a", 3, seed=-2), ValueError,
      "seed must be >= 0"),
-    (lambda: lm.plot_learning_curves(
-            {"step_loss": [2.0, 1.0], "val_loss": [1.5], "val_steps": [2]},
-            {"a": [([2], [2.0])]}, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=-1.0), ValueError, "baseline must be >= 0.0"),
     (lambda: lm.held_out_bits(tiny_lm(), [torch.zeros(2, 3, dtype=torch.long)]), TypeError,
-     "windows must hold (x, y) pairs of tensors"),
+     "windows must hold (x, y) pairs of tensors, as text.stream_batches makes"),
     (lambda: lm.held_out_bits(tiny_lm(), [(torch.zeros(2, 3), torch.zeros(2, 3))]), TypeError,
      "windows[0] x must be an integer tensor"),
     (lambda: lm.bits_by_position(tiny_lm(), [(torch.zeros(2, 3, dtype=torch.long),
                                               torch.zeros(2, 4, dtype=torch.long))]), ValueError,
      "windows[0] must hold x and y of one shape, got (2, 3) and (2, 4)"),
-    (lambda: lm.train_for_steps(tiny_lm(), _win(), steps=1, lr=0.0), ValueError, "lr must be > 0.0"),
-    (lambda: lm.train_recipe("LSTM", 1, _win(), lr=0.1, seed=0), ValueError, "vocab_size must be >= 2"),
-    (lambda: lm.train_recipe("GRU", 11, _win(), lr=0.1, seed=0, state="keep"), ValueError,
+    (lambda: lm.train_for_steps(tiny_lm(), W1, steps=1, lr=0.0), ValueError, "lr must be > 0.0"),
+    (lambda: lm.train_recipe("LSTM", 1, W1, lr=0.1, seed=0), ValueError, "vocab_size must be >= 2"),
+    (lambda: lm.train_recipe("GRU", 11, W1, lr=0.1, seed=0, state="keep"), ValueError,
      "state must be one of"),
     (lambda: lm.plot_learning_curves([], {}, baseline=1.0), TypeError, "run must be dict, got list"),
     (lambda: lm.sample(tiny_lm(), VOCAB, "", 5), ValueError, "prompt must hold at least one"),
@@ -319,11 +381,37 @@ def test_figures_draw():
     (lambda: lm.pearson(torch.randn(4, 2), torch.randn(5)), ValueError, "feature must hold one value per row"),
     (lambda: lm.pearson(torch.randn(0, 2), torch.randn(0)), ValueError, "states must not be empty"),
     (lambda: lm.pearson(torch.randn(4, 2), torch.arange(4)), TypeError, "feature must be a floating-point"),
-    (lambda: lm.held_out_bits(nn_linear(), _win()), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.held_out_bits(nn_linear(), W1), TypeError, "model must be CharLM, got Linear"),
     (lambda: lm.held_out_bits(tiny_lm(), []), ValueError, "windows must hold at least one (x, y) window"),
     (lambda: lm.held_out_bits(tiny_lm(), None), TypeError, "windows must be list, got NoneType"),
     (lambda: lm.hidden_states(tiny_lm(), VOCAB, ""), ValueError, "text must not be empty"),
     (lambda: tiny_lm()(torch.zeros(0, 3, dtype=torch.long)), ValueError, "x must not be empty"),
+    (lambda: lm.char_bits(nn_linear(), W1), TypeError, "model must be CharLM, got Linear"),
+    (lambda: lm.char_bits(tiny_lm(), []), ValueError, "windows must hold at least one (x, y) window"),
+    (lambda: lm.ngram_char_bits("kn", "ab"), TypeError, "model must be KneserNey, got str"),
+    (lambda: lm.ngram_char_bits(text.KneserNey(TRAIN, 2, VOCAB), ""), ValueError,
+     "text must not be empty"),
+    (lambda: lm.ngram_char_bits(text.KneserNey(TRAIN, 2, VOCAB), "q"), ValueError,
+     "text has characters outside the vocabulary: ['q']"),
+    (lambda: lm.ngram_char_bits(text.KneserNey(TRAIN, 2, VOCAB), "ab", 3), ValueError,
+     "order must be at most max_order (2), got 3"),
+    (lambda: lm.copied_mask("ab", "ab", 0), ValueError, "length must be >= 1, got 0"),
+    (lambda: lm.copied_mask(b"ab", "ab"), TypeError, "text must be str, got bytes"),
+    (lambda: lm.copied_mask("ab", None), TypeError, "reference must be str, got NoneType"),
+    (lambda: lm.cell_states(tiny_lm("gru"), VOCAB, "ab"), ValueError,
+     "model must be a one-layer LSTM (only it has one cell state c_t), got kind='gru'"),
+    (lambda: lm.cell_states(tiny_lm("lstm", num_layers=2), VOCAB, "ab"), ValueError,
+     "with num_layers=2"),
+    (lambda: lm.cell_states(tiny_lm(), VOCAB, ""), ValueError, "text must not be empty"),
+    (lambda: lm.cell_states(tiny_lm(), "abc", "ab"), TypeError, "vocab must be CharVocabulary"),
+    (lambda: lm.train_recipe("LSTM", 11, W1, lr=0.1, seed=0, steps=0), ValueError,
+     "steps must be >= 1, got 0"),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, panels={"p": ("b",)}),
+     ValueError, "panels must map titles to model names of seeds ['a']"),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, panels=[]), TypeError,
+     "panels must be dict, got list"),
+    (lambda: lm.plot_learning_curves(RUN, SEEDS, baseline=1.0, smooth=0), ValueError,
+     "smooth must be >= 1, got 0"),
 ])
 def test_errors_name_what_was_expected(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
@@ -360,17 +448,31 @@ def test_training_module_is_the_only_loop():
 
 
 def test_chosen_rates_and_dropout_are_the_benchmark_search_choices():
-    """lm.LEARNING_RATES and lm.DROPOUT are what the committed search chose on validation."""
+    """lm.LEARNING_RATES and lm.DROPOUT are what the committed search chose on validation, and the
+    comparisons use fresh seeds, none of which chose a rate."""
     from book_utils import results
 
-    search = [r for r in results.load("language_model")["rows"] if r["part"] == "search"]
+    rows = results.load("language_model")["rows"]
+    search = [r for r in rows if r["part"] == "search"]
+    assert {r["seed"] for r in search} == {lm.SEARCH_SEED}
     dropout_runs = [r for r in search if r["model"] == "LSTM, 2 layers, dropout"
                     and r["lr"] == lm.LEARNING_RATES["LSTM, 2 layers"]]
+    assert {r["dropout"] for r in dropout_runs} == set(lm.DROPOUT_GRID)
     assert lm.DROPOUT == min(dropout_runs, key=lambda r: r["validation bpc"])["dropout"]
     for name in lm.CONFIGS:
-        runs = [r for r in search if r["model"] == name
-                and r["dropout"] == (lm.DROPOUT if "dropout" in name else 0.0)]
-        assert {r["lr"] for r in runs} == set(lm.LR_GRID), name       # the whole grid was tried
-        assert lm.LEARNING_RATES[name] == min(runs, key=lambda r: r["validation bpc"])["lr"], name
-    compare = [r for r in results.load("language_model")["rows"] if r["part"] == "compare"]
+        runs = {r["lr"]: r["validation bpc"] for r in search if r["model"] == name
+                and r["dropout"] == (lm.DROPOUT if "dropout" in name else 0.0)}
+        grid = {float(f"{lr:.3g}") for lr in lm.LR_GRID}
+        assert grid <= set(runs), name                                   # the whole grid was tried
+        coarse = min(grid, key=runs.get)
+        refined = {float(f"{coarse * f:.3g}") for f in (1 / lm.LR_REFINE, lm.LR_REFINE)}
+        # The dropout search also ran the stack's own rate, which may lie off the grid.
+        extra = {lm.LEARNING_RATES["LSTM, 2 layers"]} if "dropout" in name else set()
+        assert set(runs) - extra == (grid | refined) - extra, name        # and its best's neighbours
+        tried = grid | refined
+        assert lm.LEARNING_RATES[name] == min(tried, key=runs.get), name
+    for part in ("compare", "reset", "long"):
+        runs = [r for r in rows if r["part"] == part]
+        assert {r["seed"] for r in runs} == set(lm.SEEDS) and lm.SEARCH_SEED not in lm.SEEDS, part
+    compare = [r for r in rows if r["part"] == "compare"]
     assert {(r["model"], r["lr"]) for r in compare} == set(lm.LEARNING_RATES.items())

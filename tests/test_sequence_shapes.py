@@ -6,15 +6,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import importlib.util
 import math
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from book_utils import data, models, sequence_shapes, training
+from book_utils import data, models, results, sequence_shapes, training
 from book_utils.data import EOS, PAD, SOS
 
 # ---------------------------------------------------------------- lengths and masks
@@ -422,10 +426,12 @@ def test_draw_sequence_shapes_labels_match_the_chapter_equations():
     matplotlib.pyplot.close(fig)
     # Vector to sequence: v sets h_{-1} and is read at all five steps drawn (h_{-1}, h_0..h_3).
     assert labels.count("$v$") == 5 and labels.count("$h_{-1}$") == 1
-    # Encoder-decoder: source a_i, the summary s handed over, start token b_{-1} read first.
-    for label in ("$a_{0}$", "$a_{2}$", "$s$", "$b_{-1}$", "$d_{0}$", "$e_{2}$"):
+    assert "tanh layer" in labels  # v sets h_{-1} through a layer, not a recurrent step
+    # Encoder-decoder: source u_i, the summary s handed over, start token y_{-1} read first.
+    for label in ("$u_{0}$", "$u_{2}$", "$s$", "$y_{-1}$", "$y_{3}$", "$d_{0}$", "$e_{2}$"):
         assert label in labels, label
     assert "$d_{-1}$" not in labels  # d_{-1} is s, drawn once as the hand-over
+    assert not any(label.startswith(("$a_", "$b_")) for label in labels)  # the old token names
 
 
 # Forecasting (chapter 3's first section)
@@ -662,3 +668,53 @@ def test_forecast_recipe_names_every_choice_the_chapter_reads():
                            "window_one_step", "window_direct"}
     assert recipe["window_one_step"] <= 32  # the chapter scores the predictions of x_32 on
     assert recipe["window_direct"] <= 50    # the context before the 10 forecast values
+
+
+# ---------------------------------------------------------------- the recipes and their searches
+
+
+def _benchmark():
+    """benchmarks/sequence_shapes.py as a module, for its grids and its MLP control's recipe."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sequence_shapes.py"
+    spec = importlib.util.spec_from_file_location("sequence_shapes_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _search_means(name: str, keys: list[str]) -> pd.DataFrame:
+    rows = [r for r in results.load(name)["rows"] if r["role"] == "selection"]
+    return pd.DataFrame(rows).groupby(["model", *keys], dropna=False)["value"].agg(["mean", "count"])
+
+
+def test_forecast_recipe_is_the_best_of_its_saved_search():
+    bench = _benchmark()
+    means = _search_means("sequence_shapes_forecast", ["setting"])["mean"]
+    best = {model: group.idxmin()[1] for model, group in means.groupby(level="model")}
+    recipe = sequence_shapes.FORECAST_RECIPE
+    assert best == {"linear, one step": recipe["window_one_step"],
+                    "linear, direct": recipe["window_direct"],
+                    "GRU, one step": recipe["lr_one_step"],
+                    "GRU, vector of 10": recipe["lr_direct"], "MLP, one step": bench.MLP["lr"]}
+    # every candidate ran with every selection seed, and none of them reports evidence
+    learned = [m for m in best if not m.startswith("linear")]
+    counts = _search_means("sequence_shapes_forecast", ["setting"])["count"]
+    assert (counts.loc[learned] == len(bench.SELECTION_SEEDS)).all()
+    evidence = {r["seed"] for r in results.load("sequence_shapes_forecast")["rows"]
+                if r["role"] == "evidence"}
+    assert not evidence & set(bench.SELECTION_SEEDS)
+
+
+def test_mnist_recipes_are_the_best_of_their_saved_search():
+    bench = _benchmark()
+    table = _search_means("sequence_shapes_mnist", ["epochs", "lr", "max_shift"])
+    for model, recipe, grid in [("GRU digit classifier", sequence_shapes.CLASSIFIER_RECIPE,
+                                 bench.CLASSIFIER_GRID),
+                                ("GRU per-row classifier", sequence_shapes.TAGGER_RECIPE,
+                                 bench.TAGGER_GRID)]:
+        runs = table.loc[model]
+        epochs, lr, shift = runs["mean"].idxmax()
+        chosen = {"epochs": epochs, "lr": lr, "max_shift": shift}
+        assert {k: chosen[k] for k in recipe} == recipe
+        assert len(runs) == math.prod(len(v) for v in grid.values())
+        assert (runs["count"] == len(bench.SELECTION_SEEDS)).all()

@@ -27,6 +27,24 @@ def test_corpus_is_ascii_split_without_overlap_and_deterministic(corpus):
     assert "Python Software Foundation" in corpus.describe()
 
 
+def test_the_shipped_corpus_is_one_release_on_every_python(corpus, tmp_path, monkeypatch):
+    # The same text on any Python: the file the package ships, checked by its SHA-256.
+    import hashlib
+    from pathlib import Path
+
+    packed = text.CORPUS_FILE.read_bytes()
+    assert hashlib.sha256(packed).hexdigest() == text.CORPUS_SHA256
+    assert text.CORPUS_VERSION in text.CORPUS_FILE.name and text.CORPUS_VERSION in corpus.source
+    assert (text.CORPUS_FILE.parent / "LICENSE.txt").read_text().count("PYTHON SOFTWARE FOUNDATION") >= 1
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"corpus/*.json.gz"' in pyproject and '"corpus/LICENSE.txt"' in pyproject  # in the wheel
+    altered = tmp_path / text.CORPUS_FILE.name
+    altered.write_bytes(packed[:-1] + bytes([packed[-1] ^ 1]))
+    monkeypatch.setattr(text, "CORPUS_FILE", altered)
+    with pytest.raises(ValueError, match="is not the corpus the book ships"):
+        text.load_corpus()
+
+
 def test_split_text_cuts_at_paragraphs_and_joins_back():
     paragraphs = [f"paragraph {i} " * 3 for i in range(20)]
     whole = "\n\n".join(paragraphs)
