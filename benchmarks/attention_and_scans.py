@@ -84,8 +84,7 @@ SOURCES["reversal"] += ["book_utils.models.EncoderDecoder",
                         "book_utils.data.Vocabulary", "book_utils.data.length_mask",
                         "book_utils.training.masked_cross_entropy"] + TRAINING
 SOURCES["adding"] += ADDING_CORE + TRAINING
-SOURCES["text"] += ["book_utils.text.load_corpus", "book_utils.text.CORPUS_SHA256",
-                    "book_utils.text.CharVocabulary",
+SOURCES["text"] += ["book_utils.text.load_corpus", "book_utils.text.CharVocabulary",
                     "book_utils.text.stream_batches", "book_utils.text.bits_per_char",
                     "book_utils.training.make_optimizer",
                     "book_utils.models.make_recurrent"] + TRAINING

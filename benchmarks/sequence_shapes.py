@@ -48,6 +48,10 @@ from book_utils import data, models, results, sequence_shapes, session, training
 NOISE, LENGTH, HORIZON, SCORED_FROM = 0.1, 60, 10, 32
 MIN_DIGITS, MAX_DIGITS, LONGER, PER_LENGTH, SEQ2SEQ_STEPS = 3, 8, (9, 10), 200, 1500
 MIN_ROWS = 14
+# The pixel baseline: a linear softmax (multinomial logistic regression) on the 784 pixels,
+# fitted full-batch by L-BFGS; its L2 penalty is searched on the validation digits.
+LOGISTIC = {"l2": 1e-3, "iterations": 200}
+LOGISTIC_L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # Epochs are fixed by the chapter's time budget; the learning rate and the shift are searched.
 CLASSIFIER_GRID = {"epochs": [12], "lr": [2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1], "max_shift": [0, 1]}
 TAGGER_GRID = {"epochs": [12], "lr": [2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]}
@@ -56,10 +60,22 @@ LR_GRID, WINDOW_GRID = (1e-2, 3e-2, 1e-1, 3e-1), (4, 8, 16, 24, 32, 40, 44, 48, 
 # 32 * 100 + 100 + 100 + 1 = 3,401 parameters against the GRU's 3,393; its lr is searched too.
 MLP = {"window": 32, "hidden": 100, "steps": 1000, "batch_size": 256, "lr": 1e-2}
 MLP_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+# A control for the ten-step forecasters: an MLP on the last 48 values (the linear direct
+# model's window) with 10 outputs, 48 * 62 + 62 + 62 * 10 + 10 = 3,668 parameters against the
+# direct GRU's 3,690; same budget as the one-step MLP, its own lr searched on validation.
+MLP_DIRECT = {"window": 48, "hidden": 62, "steps": 1000, "batch_size": 256, "lr": 1e-2}
 BOOTSTRAP = 2000  # resamples of the 500 held-out series
 COMPARED_AT_32 = (("GRU", "linear"), ("GRU", "MLP"), ("MLP", "linear"))
+COMPARED_ALL_STEPS = (("GRU", "linear"), ("GRU", "MLP"))
+# Ten steps ahead: (a, b, steps scored) with steps counted from 1.
+COMPARED_K = (("rollout", "direct", range(1, 11)), ("rollout", "direct", range(2, 10)),
+              ("rollout", "linear", range(10, 11)), ("direct", "linear", range(10, 11)),
+              ("direct", "MLP", range(1, 11)), ("direct", "MLP", range(10, 11)))
 SELECTION_SEEDS = (10, 11, 12)  # choose recipes; the evidence uses seeds 0-4
 COMMAND = "python benchmarks/sequence_shapes.py --part {}"
+# Every book_utils object the stored runs call (the call graph walked from each part).
+TRAINING = ["book_utils.training.fit", "book_utils.training.update",
+            "book_utils.training.evaluate", "book_utils.session.seed_everything"]
 SOURCES = {
     "forecast": ["book_utils.sequence_shapes.FORECAST_RECIPE",
                  "book_utils.sequence_shapes.RecurrentForecaster",
@@ -67,15 +83,29 @@ SOURCES = {
                  "book_utils.sequence_shapes.train_forecaster",
                  "book_utils.sequence_shapes.noisy_sines",
                  "book_utils.sequence_shapes.naive_forecast",
-                 "book_utils.sequence_shapes.horizon_targets"],
+                 "book_utils.sequence_shapes.horizon_targets",
+                 "book_utils.training.update", "book_utils.session.seed_everything"],
     "reverser": ["book_utils.models.EncoderDecoder", "book_utils.models.train_encoder_decoder",
-                 "book_utils.models.decode_and_score", "book_utils.data.reversal_pairs",
-                 "book_utils.sequence_shapes.reversal_pairs_by_length"],
+                 "book_utils.models.decode_and_score", "book_utils.models.exact_match",
+                 "book_utils.models.shift_right", "book_utils.data.reversal_pairs",
+                 "book_utils.data.Vocabulary", "book_utils.data.length_mask",
+                 "book_utils.training.random_batches", "book_utils.training.masked_cross_entropy",
+                 "book_utils.sequence_shapes.reversal_pairs_by_length", *TRAINING],
     "mnist": ["book_utils.sequence_shapes.CLASSIFIER_RECIPE",
               "book_utils.sequence_shapes.TAGGER_RECIPE",
               "book_utils.sequence_shapes.PerStepClassifier",
               "book_utils.sequence_shapes.CroppedBatches",
-              "book_utils.sequence_shapes.random_crops", "book_utils.training.train_classifier"],
+              "book_utils.sequence_shapes.random_crops",
+              "book_utils.sequence_shapes.last_step_accuracy",
+              "book_utils.sequence_shapes.last_valid_step",
+              "book_utils.training.train_classifier", "book_utils.training.make_optimizer",
+              "book_utils.training.masked_cross_entropy", "book_utils.data.length_mask",
+              "book_utils.models.make_classifier", "book_utils.models.make_recurrent",
+              "book_utils.models.SequenceClassifier", "book_utils.data.RandomShifts",
+              "book_utils.data.shift_images", "book_utils.data.load_mnist",
+              "book_utils.data._load_embedded", "book_utils.data._carve_validation",
+              "book_utils.data._stratified_split", "book_utils.data.mnist_loader",
+              "book_utils.data.make_loader", *TRAINING],
 }
 
 
@@ -117,7 +147,9 @@ def gru_one_step(model, held_out: torch.Tensor, device: torch.device) -> torch.T
 def multi_step(forecast: torch.Tensor, future: torch.Tensor) -> dict[str, float]:
     errors = ((forecast - future) ** 2).mean(dim=0)
     return {"MSE, step 1": errors[0].item(), f"MSE, step {HORIZON}": errors[-1].item(),
-            f"MSE, mean of {HORIZON}": errors.mean().item()}
+            f"MSE, mean of {HORIZON}": errors.mean().item(),
+            f"MSE, mean of steps 2-{HORIZON - 1}": errors[1:-1].mean().item(),
+            **{f"MSE at step {k + 1}": e.item() for k, e in enumerate(errors)}}
 
 
 def mlp_windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,20 +158,33 @@ def mlp_windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.
     return windows.reshape(-1, window), series[:, window:].reshape(-1)
 
 
-def train_mlp(train: torch.Tensor, lr: float, seed: int, device: torch.device) -> nn.Module:
-    """An MLP on the last MLP["window"] values, about as many parameters as the one-step GRU."""
+def train_mlp(train: torch.Tensor, lr: float, seed: int, device: torch.device,
+              recipe: dict = MLP, horizon: int = 1) -> nn.Module:
+    """An MLP on the last recipe["window"] values with ``horizon`` outputs (Adam, one cycle)."""
     session.seed_everything(seed)
-    model = nn.Sequential(nn.Linear(MLP["window"], MLP["hidden"]), nn.ReLU(),
-                          nn.Linear(MLP["hidden"], 1)).to(device)
-    inputs, targets = (t.to(device) for t in mlp_windows(train, MLP["window"]))
+    model = nn.Sequential(nn.Linear(recipe["window"], recipe["hidden"]), nn.ReLU(),
+                          nn.Linear(recipe["hidden"], horizon)).to(device)
+    if horizon == 1:
+        inputs, targets = mlp_windows(train, recipe["window"])
+        targets = targets[:, None]
+    else:  # every window with ``horizon`` values after it
+        runs = train.unfold(1, recipe["window"] + horizon, 1).reshape(-1, recipe["window"] + horizon)
+        inputs, targets = runs[:, :recipe["window"]], runs[:, recipe["window"]:]
+    inputs, targets = inputs.to(device), targets.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=MLP["steps"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=recipe["steps"])
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(MLP["steps"]):
-        index = torch.randint(0, len(inputs), (MLP["batch_size"],), generator=generator).to(device)
-        loss = nn.functional.mse_loss(model(inputs[index])[:, 0], targets[index])
+    for _ in range(recipe["steps"]):
+        index = torch.randint(0, len(inputs), (recipe["batch_size"],), generator=generator).to(device)
+        loss = nn.functional.mse_loss(model(inputs[index]), targets[index])
         training.update(model, loss, optimizer, clip_norm=1.0, scheduler=schedule)
     return model.eval()
+
+
+def mlp_forecast(model: nn.Module, context: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The ten-step MLP's forecast of the values after ``context`` (batch, HORIZON)."""
+    with torch.no_grad():
+        return model(context[:, -MLP_DIRECT["window"]:].to(device)).cpu()
 
 
 def mlp_one_step(model: nn.Module, held_out: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -151,26 +196,58 @@ def mlp_one_step(model: nn.Module, held_out: torch.Tensor, device: torch.device)
     return torch.cat([torch.full((len(held_out), window - 1), float("nan")), fitted], dim=1)
 
 
-def bootstrap_rows(seed: int, errors: dict[str, torch.Tensor], held_out: torch.Tensor) -> list[dict]:
-    """Paired bootstrap over the held-out series of each model's edge at x_32 alone.
+def interval(difference: torch.Tensor) -> tuple[float, float, float]:
+    """Mean of a per-series difference and its 95% paired-bootstrap interval over the series.
 
-    ``errors`` maps a model to its one-step predictions; the difference of squared errors
-    series by series is resampled (fixed generator), so the interval is the sampling noise
-    of the 500 series, which the seeds (they vary only the training) do not show.
+    The seeds vary only the training, and every seed is scored on the same held-out series;
+    resampling the series (fixed generator) gives the sampling noise the seeds do not show.
+    """
+    index = torch.randint(0, len(difference), (BOOTSTRAP, len(difference)),
+                          generator=torch.Generator().manual_seed(0))
+    low, high = torch.quantile(difference[index].mean(dim=1), torch.tensor([0.025, 0.975])).tolist()
+    return difference.mean().item(), low, high
+
+
+def bootstrap_row(seed: int, task: str, pair: str, where: str, difference: torch.Tensor) -> list[dict]:
+    mean, low, high = interval(difference)
+    return [{"seed": seed, "task": task, "model": pair, "measure": measure, "value": value}
+            for measure, value in ((f"{where}: mean difference", mean),
+                                   ("95% interval, low", low), ("95% interval, high", high))
+            ] if where.startswith("x_") else [
+            {"seed": seed, "task": task, "model": pair, "measure": f"{where}: {name}", "value": value}
+            for name, value in (("mean difference", mean), ("95% low", low), ("95% high", high))]
+
+
+def bootstrap_rows(seed: int, errors: dict[str, torch.Tensor], held_out: torch.Tensor) -> list[dict]:
+    """Paired bootstrap over the held-out series of each model's one-step edge.
+
+    At x_32 alone (rows as before) and over the scored steps x_32 ... x_59 (per-series mean).
     """
     target = held_out[:, SCORED_FROM]
     squared = {name: (p[:, SCORED_FROM - 1] - target) ** 2 for name, p in errors.items()}
-    index = torch.randint(0, len(target), (BOOTSTRAP, len(target)),
-                          generator=torch.Generator().manual_seed(0))
     rows = []
     for a, b in COMPARED_AT_32:
-        difference = squared[a] - squared[b]
-        means = difference[index].mean(dim=1)
-        low, high = torch.quantile(means, torch.tensor([0.025, 0.975])).tolist()
-        rows += [{"seed": seed, "task": "one step, paired bootstrap", "model": f"{a} minus {b}",
-                  "measure": measure, "value": value}
-                 for measure, value in ((f"x_{SCORED_FROM}: mean difference", difference.mean().item()),
-                                        ("95% interval, low", low), ("95% interval, high", high))]
+        rows += bootstrap_row(seed, "one step, paired bootstrap", f"{a} minus {b}",
+                              f"x_{SCORED_FROM}", squared[a] - squared[b])
+    per_series = {name: ((p[:, SCORED_FROM - 1:] - held_out[:, SCORED_FROM:]) ** 2).mean(dim=1)
+                  for name, p in errors.items()}
+    for a, b in COMPARED_ALL_STEPS:
+        rows += bootstrap_row(seed, "one step, paired bootstrap", f"{a} minus {b}",
+                              "all scored steps", per_series[a] - per_series[b])
+    return rows
+
+
+def bootstrap_k_rows(seed: int, forecasts: dict[str, torch.Tensor], future: torch.Tensor) -> list[dict]:
+    """Paired bootstrap over the held-out series of the ten-step differences in COMPARED_K."""
+    squared = {name: (f - future) ** 2 for name, f in forecasts.items()}
+    rows = []
+    for a, b, steps in COMPARED_K:
+        columns = list(range(steps.start - 1, steps.stop - 1))
+        where = (f"step {steps.start}" if len(columns) == 1
+                 else f"mean of steps {steps.start}-{steps.stop - 1}")
+        difference = (squared[a][:, columns] - squared[b][:, columns]).mean(dim=1)
+        rows += bootstrap_row(seed, f"{HORIZON} steps, paired bootstrap", f"{a} minus {b}",
+                              where, difference)
     return rows
 
 
@@ -200,6 +277,9 @@ def forecast_search(device: torch.device) -> list[dict]:
         for lr in MLP_LR_GRID:
             model = train_mlp(train, lr, seed, device)
             row(seed, "MLP, one step", lr, one_step_mse(mlp_one_step(model, val, device), val))
+            model = train_mlp(train, lr, seed, device, MLP_DIRECT, HORIZON)
+            row(seed, f"MLP, vector of {HORIZON}", lr,
+                multi_step(mlp_forecast(model, context, device), future)[f"MSE, mean of {HORIZON}"])
         print(f"selection seed {seed} done", flush=True)
     return rows
 
@@ -219,7 +299,7 @@ def check_forecast_recipe(rows: list[dict]) -> None:
     recipe = sequence_shapes.FORECAST_RECIPE
     expected = {"linear, one step": recipe["window_one_step"], "linear, direct": recipe["window_direct"],
                 "GRU, one step": recipe["lr_one_step"], f"GRU, vector of {HORIZON}": recipe["lr_direct"],
-                "MLP, one step": MLP["lr"]}
+                "MLP, one step": MLP["lr"], f"MLP, vector of {HORIZON}": MLP_DIRECT["lr"]}
     wrong = {m: (v, expected[m]) for m, v in chosen.items() if v != expected[m]}
     if wrong:
         raise SystemExit(f"the search chose {wrong} (chosen, in the recipe): update the recipe and rerun")
@@ -239,8 +319,13 @@ def forecast_rows(seeds: list[int], device: torch.device) -> list[dict]:
     for seed in seeds:
         one_step, one_seconds = train_gru(train, 1, recipe["lr_one_step"], seed, device)
         direct, direct_seconds = train_gru(train, HORIZON, recipe["lr_direct"], seed, device)
-        rollout_k = multi_step(one_step.rollout(context.to(device), HORIZON).cpu(), future)
-        direct_k = multi_step(direct.forecast(context.to(device)).cpu(), future)
+        forecasts = {"rollout": one_step.rollout(context.to(device), HORIZON).cpu(),
+                     "direct": direct.forecast(context.to(device)).cpu(),
+                     "linear": linear_direct.forecast(context),
+                     "MLP": mlp_forecast(train_mlp(train, MLP_DIRECT["lr"], seed, device,
+                                                   MLP_DIRECT, HORIZON), context, device)}
+        rollout_k, direct_k = (multi_step(forecasts[m], future) for m in ("rollout", "direct"))
+        mlp_k = multi_step(forecasts["MLP"], future)
         gru_predictions = gru_one_step(one_step, test, device)
         gru_one = one_step_mse(gru_predictions, test)
         predictions = {"naive (last value)": naive_one,
@@ -258,9 +343,11 @@ def forecast_rows(seeds: list[int], device: torch.device) -> list[dict]:
         for model, errors in [("naive (last value)", naive_k),
                               (f"linear (window {recipe['window_direct']}), direct", linear_k),
                               ("GRU, predictions fed back", rollout_k),
-                              (f"GRU, vector of {HORIZON}", direct_k)]:
+                              (f"GRU, vector of {HORIZON}", direct_k),
+                              (f"MLP (window {MLP_DIRECT['window']}), vector of {HORIZON}", mlp_k)]:
             rows += [{"seed": seed, "role": "evidence", "task": f"{HORIZON} steps", "model": model,
                       "measure": measure, "value": value} for measure, value in errors.items()]
+        rows += [{**r, "role": "evidence"} for r in bootstrap_k_rows(seed, forecasts, future)]
         print(f"seed {seed}: one-step GRU {gru_one:.5f}, direct GRU "
               f"{direct_k[f'MSE, mean of {HORIZON}']:.5f}; trained in {one_seconds:.1f} s "
               f"+ {direct_seconds:.1f} s", flush=True)
@@ -312,6 +399,29 @@ def train_classifier(mnist: data.MNIST, recipe: dict, seed: int, device: torch.d
     return model, history["val_accuracy"][-1], sum(history["seconds"])
 
 
+def train_logistic(mnist: data.MNIST, l2: float, seed: int) -> nn.Module:
+    """Multinomial logistic regression on the 784 pixels: cross-entropy + l2 * |W|^2, L-BFGS."""
+    session.seed_everything(seed)
+    model = nn.Linear(28 * 28, 10)
+    x, y = mnist.x_train.reshape(len(mnist.x_train), -1).cpu(), mnist.y_train.cpu()
+    optimizer = torch.optim.LBFGS(model.parameters(), max_iter=LOGISTIC["iterations"],
+                                  line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y) + l2 * model.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return model.eval()
+
+
+def logistic_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x.reshape(len(x), -1).cpu()).argmax(dim=1) == y.cpu()).float().mean().item()
+
+
 def crops(mnist: data.MNIST, min_rows: int = MIN_ROWS) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The chapter's cropped digits: split -> (x, lengths, labels), one seed per split."""
     splits = {"train": (mnist.x_train, mnist.y_train), "validation": (mnist.x_val, mnist.y_val),
@@ -350,6 +460,10 @@ def accuracy_after_each_row(model, mnist: data.MNIST, device: torch.device) -> t
 def mnist_rows(mnist: data.MNIST, seeds: list[int], device: torch.device) -> list[dict]:
     cropped, uncropped, rows = crops(mnist), crops(mnist, min_rows=28), []
     for seed in seeds:
+        logistic = train_logistic(mnist, LOGISTIC["l2"], seed)
+        rows.append({"seed": seed, "model": "logistic regression on the pixels",
+                     "measure": "test accuracy", "rows read": 28,
+                     "value": logistic_accuracy(logistic, mnist.x_test, mnist.y_test)})
         classifier, val, _ = train_classifier(mnist, sequence_shapes.CLASSIFIER_RECIPE, seed, device)
         test = training.evaluate(classifier, data.mnist_loader(mnist, "test", batch_size=500))["accuracy"]
         rows.append({"seed": seed, "model": "GRU digit classifier", "measure": "test accuracy",
@@ -380,6 +494,14 @@ def mnist_rows(mnist: data.MNIST, seeds: list[int], device: torch.device) -> lis
 def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> list[dict]:
     """Every candidate MNIST recipe on the validation split, one row per run."""
     cropped, rows = crops(mnist), []
+    for l2 in LOGISTIC_L2_GRID:
+        for seed in seeds:
+            model = train_logistic(mnist, l2, seed)
+            rows.append({"seed": seed, "role": "selection", "model": "logistic regression on the pixels",
+                         "measure": "validation accuracy", "rows read": None, "l2": l2,
+                         "value": logistic_accuracy(model, mnist.x_val, mnist.y_val)})
+        print(f"logistic regression, l2 {l2}: "
+              f"{statistics.mean(r['value'] for r in rows[-len(seeds):]):.2%}", flush=True)
     for name, grid, run in [
         ("GRU digit classifier", CLASSIFIER_GRID, lambda r, s: train_classifier(mnist, r, s, device)),
         ("GRU per-row classifier", TAGGER_GRID, lambda r, s: train_tagger(cropped, r, s, device)),
@@ -399,8 +521,11 @@ def search(mnist: data.MNIST, seeds: list[int], device: torch.device) -> list[di
 
 
 def check_mnist_recipes(rows: list[dict]) -> None:
-    chosen = best_settings(rows, ["epochs", "lr", "max_shift"], lowest=False)
-    print("chosen on validation:", chosen)
+    chosen = best_settings([r for r in rows if "l2" not in r], ["epochs", "lr", "max_shift"], lowest=False)
+    l2 = best_settings([r for r in rows if "l2" in r], ["l2"], lowest=False)
+    print("chosen on validation:", chosen, l2)
+    if l2["logistic regression on the pixels"]["l2"] != LOGISTIC["l2"]:
+        raise SystemExit(f"logistic regression: the search chose {l2}, LOGISTIC is {LOGISTIC}")
     for name, recipe in [("GRU digit classifier", sequence_shapes.CLASSIFIER_RECIPE),
                          ("GRU per-row classifier", sequence_shapes.TAGGER_RECIPE)]:
         picked = {k: v for k, v in chosen[name].items() if k in recipe}

@@ -499,10 +499,13 @@ def _shape_panel(
         if x is not None:
             draw_box(ax, (cx, bottom + 0.5), x, "input")
             if t == 0 and first_sets_state:
-                ax.annotate("", xy=(cx, bottom + 1.3), xytext=(cx, bottom + 0.8),
-                            arrowprops={"arrowstyle": "-|>", "ls": "--", "lw": 1.3,
-                                        "color": DIAGRAM["edge"], "shrinkA": 2, "shrinkB": 2})
-                ax.text(cx - 0.12, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
+                # A curved dashed arrow round the left of the column: the straight gap
+                # between the boxes is too short for the dashes to show.
+                ax.annotate("", xy=(cx - 0.45, bottom + 1.6), xytext=(cx - 0.45, bottom + 0.5),
+                            arrowprops={"arrowstyle": "-|>", "ls": (0, (3, 2)), "lw": 1.5,
+                                        "color": DIAGRAM["edge"], "shrinkA": 0, "shrinkB": 0,
+                                        "connectionstyle": "arc3,rad=-0.9"})
+                ax.text(cx - 1.15, bottom + 1.05, "tanh layer", fontsize=DIAGRAM["font"] - 3,
                         ha="right", va="center", color=DIAGRAM["edge"])
             else:
                 draw_arrow(ax, (cx, bottom + 0.8), (cx, bottom + 1.3))

@@ -695,7 +695,8 @@ def test_forecast_recipe_is_the_best_of_its_saved_search():
     assert best == {"linear, one step": recipe["window_one_step"],
                     "linear, direct": recipe["window_direct"],
                     "GRU, one step": recipe["lr_one_step"],
-                    "GRU, vector of 10": recipe["lr_direct"], "MLP, one step": bench.MLP["lr"]}
+                    "GRU, vector of 10": recipe["lr_direct"], "MLP, one step": bench.MLP["lr"],
+                    "MLP, vector of 10": bench.MLP_DIRECT["lr"]}
     # every candidate ran with every selection seed, and none of them reports evidence
     learned = [m for m in best if not m.startswith("linear")]
     counts = _search_means("sequence_shapes_forecast", ["setting"])["count"]
@@ -707,7 +708,13 @@ def test_forecast_recipe_is_the_best_of_its_saved_search():
 
 def test_mnist_recipes_are_the_best_of_their_saved_search():
     bench = _benchmark()
-    table = _search_means("sequence_shapes_mnist", ["epochs", "lr", "max_shift"])
+    rows = [r for r in results.load("sequence_shapes_mnist")["rows"] if r["role"] == "selection"]
+    logistic = pd.DataFrame([r for r in rows if r.get("l2") is not None])
+    logistic = logistic.groupby("l2")["value"].mean()
+    assert logistic.idxmax() == bench.LOGISTIC["l2"]
+    assert sorted(logistic.index) == sorted(bench.LOGISTIC_L2_GRID)
+    table = pd.DataFrame([r for r in rows if r.get("l2") is None]).groupby(
+        ["model", "epochs", "lr", "max_shift"], dropna=False)["value"].agg(["mean", "count"])
     for model, recipe, grid in [("GRU digit classifier", sequence_shapes.CLASSIFIER_RECIPE,
                                  bench.CLASSIFIER_GRID),
                                 ("GRU per-row classifier", sequence_shapes.TAGGER_RECIPE,
@@ -718,3 +725,17 @@ def test_mnist_recipes_are_the_best_of_their_saved_search():
         assert {k: chosen[k] for k in recipe} == recipe
         assert len(runs) == math.prod(len(v) for v in grid.values())
         assert (runs["count"] == len(bench.SELECTION_SEEDS)).all()
+
+
+def test_the_chapter_counts_the_benchmark_mlps_it_describes():
+    # The chapter types the MLP controls' parameter counts (32-100-1 and 48-62-10); they
+    # must match the benchmark's recipes and the GRUs they are matched with.
+    bench = _benchmark()
+    one = torch.nn.Sequential(torch.nn.Linear(bench.MLP["window"], bench.MLP["hidden"]),
+                              torch.nn.ReLU(), torch.nn.Linear(bench.MLP["hidden"], 1))
+    ten = torch.nn.Sequential(
+        torch.nn.Linear(bench.MLP_DIRECT["window"], bench.MLP_DIRECT["hidden"]),
+        torch.nn.ReLU(), torch.nn.Linear(bench.MLP_DIRECT["hidden"], bench.HORIZON))
+    assert models.count_parameters(one) == 32 * 100 + 100 + 100 + 1 == 3401
+    assert models.count_parameters(ten) == 48 * 62 + 62 + 62 * 10 + 10 == 3668
+    assert bench.MLP_DIRECT["window"] == sequence_shapes.FORECAST_RECIPE["window_direct"]
