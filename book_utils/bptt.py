@@ -286,21 +286,22 @@ def autograd_graph(
         for name, tensor in names.items():
             check_tensor(f"names[{name!r}]", tensor)
     by_tensor = {id(t): name for name, t in (names or {}).items()}
-    index: dict[int, int] = {}
+    # Keyed by the node objects themselves, not id(): the dict keeps each one alive, so a freed
+    # node's id cannot be reused by another (torch 2.8 frees them as the walk goes).
+    index: dict[object, int] = {}
     nodes: list[dict] = []
     edges: list[tuple[int, int]] = []
 
     def visit(fn) -> int:
-        if id(fn) in index:
-            return index[id(fn)]
+        if fn in index:
+            return index[fn]
         op = type(fn).__name__
         if op == "AccumulateGrad":
             label = by_tensor.get(id(fn.variable), "param")
         else:
             label = op.split("Backward")[0]
-        index[id(fn)] = len(nodes)
-        nodes.append({"id": len(nodes), "op": op, "label": label})
-        me = index[id(fn)]
+        index[fn] = me = len(nodes)
+        nodes.append({"id": me, "op": op, "label": label})
         uses = []
         for child, _ in fn.next_functions:
             if child is not None:

@@ -443,7 +443,7 @@ def _copy(response, out, url: str, expected: int | None, timeout: float, stop_at
         want = _CHUNK if expected is None else min(_CHUNK, expected + 1 - done)
         try:
             chunk = response.read1(want)  # at most one read: returns what has arrived
-        except TimeoutError as err:
+        except (TimeoutError, socket.timeout) as err:  # one class from Python 3.10 on
             raise TimeoutError(f"no data from {url} for {timeout:.3g} s") from err
         if not chunk:
             return done

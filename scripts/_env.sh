@@ -4,15 +4,18 @@
 #
 # - An active environment is used as it is: $VIRTUAL_ENV (a venv) or $CONDA_PREFIX (conda).
 # - Otherwise the scripts use .venv in the repository, created the first time with the
-#   system's `python3 -m venv` (or python3.11 and newer, when python3 is older). A system
+#   system's `python3 -m venv` (or python3.9 and newer, when python3 is older). A system
 #   Python is never installed into: Debian's and Ubuntu's refuse `pip install` (PEP 668).
 #   When Debian's ensurepip is missing, the message names the package to install.
 # Afterwards that environment's bin folder leads PATH, so `python`, `jupyter-book` and the
 # notebook kernels are its own, and $BOOK_PYTHON is its interpreter.
 
-# requirements.txt pins numpy 2.4, matplotlib 3.11, pandas 3.1 and ipykernel 7.4: Python 3.11+.
-# (book_utils alone, as Colab installs it, needs only 3.9: see pyproject.toml.)
-BOOK_MIN_PYTHON="3.11"
+# requirements.txt has two sets of pins: one for Python 3.11 and newer (CI's), and one for 3.9
+# and 3.10, the oldest Pythons with wheels of everything (Debian 11, RHEL 9, Ubuntu 22.04).
+BOOK_MIN_PYTHON="3.9"
+# A pyproject.toml-only package installs editable (-e .) with pip 21.3 or newer (PEP 660);
+# Debian 11's venv comes with pip 20.3.
+BOOK_MIN_PIP="21.3"
 
 # _book_new_enough PYTHON: whether PYTHON is at least BOOK_MIN_PYTHON.
 _book_new_enough() {
@@ -56,7 +59,7 @@ _book_venv() {
   if [ -x .venv/bin/python ] && _book_new_enough .venv/bin/python && .venv/bin/python -c 'import pip' 2>/dev/null; then
     return 0
   fi
-  for candidate in python3 python3.14 python3.13 python3.12 python3.11 python; do
+  for candidate in python3 python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python; do
     if command -v "$candidate" >/dev/null 2>&1 && _book_new_enough "$(command -v "$candidate")"; then
       base=$(command -v "$candidate")
       break
@@ -104,6 +107,10 @@ book_install() {
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
       return 0
     fi
+  fi
+  if ! "$BOOK_PYTHON" -c "import sys, pip; sys.exit(tuple(map(int, pip.__version__.split('.')[:2])) < (${BOOK_MIN_PIP/./, }))" 2>/dev/null; then
+    echo "$name: upgrading pip (pip install \"pip>=$BOOK_MIN_PIP\"; this one cannot install -e . from pyproject.toml)"
+    "$BOOK_PYTHON" -m pip install -q "pip>=$BOOK_MIN_PIP" || return 1
   fi
   echo "$name: installing requirements.txt (pip install -r requirements.txt)"
   "$BOOK_PYTHON" -m pip install -q -r requirements.txt || return 1

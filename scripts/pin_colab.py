@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.9 and 3.10: the same parser, as tomli (pytest installs it)
+    import tomli as tomllib
 
 import nbformat
 import yaml

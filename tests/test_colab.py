@@ -21,8 +21,12 @@ import shutil
 import site as site_module
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.9 and 3.10: the same parser, as tomli (pytest installs it)
+    import tomli as tomllib
 
 import matplotlib
 import nbformat
@@ -242,7 +246,8 @@ def test_colab_setup_installs_the_pinned_release_offline_and_runs(tmp_path: Path
     tag = f"v{VERSION}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PIP_", "GIT_", "PYTHON", "JUPYTER", "VIRTUAL_ENV"))}
-    gitconfig = tmp_path / "gitconfig"
+    # $HOME's own file too: git before 2.32 (Debian 11 has 2.30) ignores GIT_CONFIG_GLOBAL.
+    gitconfig = tmp_path / "home" / ".gitconfig"
     env.update(
         HOME=str(tmp_path / "home"),
         MPLCONFIGDIR=matplotlib.get_configdir(),

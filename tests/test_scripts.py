@@ -117,20 +117,20 @@ def test_no_python3_at_all_says_so(tmp_path: Path) -> None:
     repo = fresh_copy(tmp_path)
     run = source_env(repo, stock_env(PATH=str(tmp_path / "empty")))
     assert run.returncode != 0
-    assert "no python3 on PATH; install Python >= 3.11" in run.stderr, run.stderr
+    assert "no python3 on PATH; install Python >= 3.9" in run.stderr, run.stderr
 
 
 @needs_system_python
 def test_a_python_older_than_the_pins_need_is_refused(tmp_path: Path) -> None:
-    """requirements.txt's pins (numpy 2.4, pandas 3.1, ...) need Python 3.11: an older python3
-    (Ubuntu 22.04's 3.10) gets a message that says so and what to install."""
+    """requirements.txt's older set of pins (numpy 2.0, pandas 2.3, ...) needs Python 3.9: an older
+    python3 (Ubuntu 20.04's 3.8) gets a message that says so and what to install."""
     repo = fresh_copy(tmp_path)
     bin_dir = tmp_path / "bin"
-    fake_python(bin_dir, 'case "$*" in *version_info*"(3, 11)"*) exit 1 ;; esac')
+    fake_python(bin_dir, 'case "$*" in *version_info*"(3, 9)"*) exit 1 ;; esac')
     run = source_env(repo, stock_env(PATH=str(bin_dir)))
     assert run.returncode != 0
-    assert "the book's pinned requirements need Python >= 3.11" in run.stderr, run.stderr
-    assert "apt-get install python3.11 python3.11-venv" in run.stderr, run.stderr
+    assert "the book's pinned requirements need Python >= 3.9" in run.stderr, run.stderr
+    assert "apt-get install python3.9 python3.9-venv" in run.stderr, run.stderr
     assert not (repo / ".venv").exists()
 
 
@@ -178,3 +178,21 @@ def test_shellcheck_passes_on_the_scripts() -> None:
     scripts = ["scripts/_env.sh", "scripts/build_book.sh", "scripts/run_tests.sh", ".ci/run"]
     run = subprocess.run([shellcheck, "-x", *scripts], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_pip_too_old_for_an_editable_pyproject_is_upgraded_first(tmp_path: Path) -> None:
+    """Debian 11's venv has pip 20.3, which cannot install ``-e .`` from pyproject.toml alone
+    (PEP 660 came with pip 21.3): book_install upgrades pip before requirements.txt."""
+    repo = fresh_copy(tmp_path)
+    log = tmp_path / "pip.log"
+    stand_in = tmp_path / "env" / "bin" / "python"
+    stand_in.parent.mkdir(parents=True)
+    stand_in.write_text(f'#!/bin/bash\ncase "$*" in *"import sys, pip"*) exit 1 ;; esac\necho "$*" >> {log}\n')
+    stand_in.chmod(0o755)
+    run = source_env(repo, stock_env(VIRTUAL_ENV=str(stand_in.parent.parent)),
+                     script=f"BOOK_PYTHON={stand_in} book_install test")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[:2] == [
+        'test: upgrading pip (pip install "pip>=21.3"; this one cannot install -e . from pyproject.toml)',
+        "test: installing requirements.txt (pip install -r requirements.txt)"], run.stdout
+    assert log.read_text().splitlines() == ["-m pip install -q pip>=21.3", "-m pip install -q -r requirements.txt"]

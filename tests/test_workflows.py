@@ -80,8 +80,10 @@ def running(wf: dict, command: str) -> list[dict]:
 
 
 def requirement(name: str) -> str:
-    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith(f"{name}==")]
-    assert len(pins) == 1, f"requirements.txt should pin {name} once"
+    """NAME's pin for CI's Python 3.11 (requirements.txt pins older releases for 3.9 and 3.10 too)."""
+    pins = [line.split(";")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.startswith(f"{name}==") and 'python_version < "3.11"' not in line]
+    assert len(pins) == 1, f"requirements.txt should pin {name} once for Python 3.11"
     return pins[0]
 
 
