@@ -7,7 +7,7 @@ Core modules hold what two or more chapters use: :mod:`~book_utils.data`,
 named like its notebook: ``chapters/04_bptt.ipynb`` imports ``book_utils.bptt``.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .session import glue, pick_device, seed_everything, setup, show_source  # noqa: E402
 
