@@ -801,7 +801,8 @@ def plot_learning_curves(run: dict, seeds: dict[str, list[tuple[list, list]]], *
         handles, labels = ax.get_legend_handles_labels()
         order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("Kneser"))
         ax.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
-    left.set_ylabel("bits per character")
+    for ax in axes:
+        ax.set_ylabel("bits per character")
     top = max(first) + 0.1
     left.set_ylim(lowest - 0.1, top)
     if bits[0] > top:      # the first windows (about log2 V bits) lie above the frame

@@ -492,7 +492,9 @@ def test_download_without_content_length_stops_at_the_size(server, sent, written
     with pytest.raises(ValueError, match=r"download too large: .* more than the 300,000 bytes"):
         data.download(url + "endless/blob.bin", tmp_path / "blob.bin", size=300_000, timeout=1,
                       progress=False)
-    assert len(written) == 1 and written[0] <= 300_000 < sent["endless"]  # the cap holds
+    # The cap holds: the error says more than 300,000 bytes came, and no more reached the disk.
+    # (The server's own count can lag: it counts a chunk after sending it.)
+    assert len(written) == 1 and written[0] <= 300_000
     assert only_files(tmp_path) == ["served"]
 
 
